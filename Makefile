@@ -1,0 +1,39 @@
+# One-command set-up: every target creates .venv when missing and installs into it.
+# Re-running is cheap: installs are redone only when pyproject.toml changes.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+LINTED := ebm_course tests benchmarks tools
+
+.PHONY: help venv test lint lab book clean
+
+help:
+	@echo "make test   create .venv, install, run ruff and the tests (incl. notebooks)"
+	@echo "make book   create .venv, install, build the Jupyter Book into book/_build/html"
+	@echo "make lab    create .venv, install, start JupyterLab on notebooks/"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# One stamp per extra; the package is installed editable so lessons see local edits.
+$(VENV)/.installed-%: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[$*]"
+	@touch $@
+
+venv: $(VENV)/.installed-test
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check $(LINTED)
+	$(VENV)/bin/ruff format --check $(LINTED)
+
+test: lint
+	$(PY) -m pytest
+
+lab: $(VENV)/.installed-lab $(VENV)/.installed-test
+	$(VENV)/bin/jupyter lab notebooks/
+
+book: $(VENV)/.installed-book
+	$(VENV)/bin/jupyter-book build book/ --warningiserror --keep-going
+
+clean:
+	rm -rf book/_build .pytest_cache .ruff_cache

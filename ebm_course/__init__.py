@@ -1,0 +1,77 @@
+"""ebm_course: the helpers behind the deep energy-based models course.
+
+Sign convention, everywhere in this package: a network returns the *score*
+``f(x) = -E(x)``, the negative energy. High score = low energy = likely under the
+model, so the (unnormalised) density is ``q(x) = exp(f(x)) / Z``.
+
+Submodules, one idea each (imports run one way: models <- sampling <- training):
+
+- :mod:`ebm_course.models`   the energy networks (``CNNEnergy``, ``MLPEnergy``)
+- :mod:`ebm_course.sampling` Langevin dynamics and the replay buffer
+- :mod:`ebm_course.training` ``TrainConfig``, ``History`` and ``fit``
+- :mod:`ebm_course.data`     MNIST / FashionMNIST in [-1, 1], with an offline sample
+- :mod:`ebm_course.plots`    image grids, MCMC trajectories, curves, histograms
+
+``import ebm_course`` is cheap: the submodules (and torch) load on first use, so
+``from ebm_course import langevin`` works as usual.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> submodule that defines it (loaded lazily, PEP 562)
+_EXPORTS = {
+    "CNNEnergy": "models",
+    "MLPEnergy": "models",
+    "load_tutorial_checkpoint": "models",
+    "langevin": "sampling",
+    "ReplayBuffer": "sampling",
+    "TrainConfig": "training",
+    "History": "training",
+    "fit": "training",
+    "load_mnist": "data",
+    "load_fashion_mnist": "data",
+    "load_dataset": "data",
+    "to_tensors": "data",
+    "image_grid": "plots",
+    "plot_trajectory": "plots",
+    "plot_history": "plots",
+    "plot_score_histograms": "plots",
+}
+_SUBMODULES = {"models", "sampling", "training", "data", "plots"}
+
+__all__ = ["device", "__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    # ruff: noqa: F401 (re-exported names)
+    import torch
+
+    from .data import load_dataset, load_fashion_mnist, load_mnist, to_tensors
+    from .models import CNNEnergy, MLPEnergy, load_tutorial_checkpoint
+    from .plots import image_grid, plot_history, plot_score_histograms, plot_trajectory
+    from .sampling import ReplayBuffer, langevin
+    from .training import History, TrainConfig, fit
+
+
+def device() -> torch.device:
+    """Return ``cuda`` when a CUDA GPU is available, else ``cpu``."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+        return getattr(module, name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'ebm_course' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)

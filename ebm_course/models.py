@@ -1,0 +1,147 @@
+"""Energy networks.
+
+Every network here returns the **score** ``f(x) = -E(x)`` as a tensor of shape
+``[B]``: higher means more likely. Networks know nothing of how they are sampled
+or trained (see :mod:`ebm_course.sampling` and :mod:`ebm_course.training`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+IMAGE_SHAPE = (1, 28, 28)
+
+
+class CNNEnergy(nn.Module):
+    """The tutorial's small CNN energy for 28x28 grey-scale images.
+
+    Four stride-2 convolutions (5x5 with padding 4 so that 28 -> 16, then 3x3:
+    16 -> 8 -> 4 -> 2) with SiLU ("Swish") activations, then two linear layers.
+    SiLU rather than ReLU because sampling follows the gradient of the score with
+    respect to the *input*, and ReLU's gradients are sparse and piecewise constant.
+
+    Args:
+        hidden_features: width ``c``; the convolutions have ``c/2, c, 2c, 2c`` channels.
+        out_dim: 1 for an energy model (the score is squeezed to shape ``[B]``);
+            more than 1 gives ``[B, out_dim]`` logits (e.g. for a JEM classifier).
+
+    Input: ``[B, 1, 28, 28]`` floats, pixels in ``[-1, 1]``.
+    Output: the score ``f(x) = -E(x)``, shape ``[B]``.
+    """
+
+    def __init__(self, hidden_features: int = 32, out_dim: int = 1) -> None:
+        super().__init__()
+        if hidden_features < 2 or hidden_features % 2:
+            raise ValueError(f"hidden_features must be an even integer >= 2, got {hidden_features}")
+        if out_dim < 1:
+            raise ValueError(f"out_dim must be >= 1, got {out_dim}")
+        c1, c2, c3 = hidden_features // 2, hidden_features, hidden_features * 2
+        self.hidden_features = hidden_features
+        self.out_dim = out_dim
+        # Same layer order as the tutorial, so its state-dict keys (cnn_layers.N.*) load as is.
+        self.cnn_layers = nn.Sequential(
+            nn.Conv2d(1, c1, kernel_size=5, stride=2, padding=4),  # 28 -> 16
+            nn.SiLU(),
+            nn.Conv2d(c1, c2, kernel_size=3, stride=2, padding=1),  # 16 -> 8
+            nn.SiLU(),
+            nn.Conv2d(c2, c3, kernel_size=3, stride=2, padding=1),  # 8 -> 4
+            nn.SiLU(),
+            nn.Conv2d(c3, c3, kernel_size=3, stride=2, padding=1),  # 4 -> 2
+            nn.SiLU(),
+            nn.Flatten(),
+            nn.Linear(c3 * 4, c3),
+            nn.SiLU(),
+            nn.Linear(c3, out_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
+            raise ValueError(
+                f"CNNEnergy expects images of shape [B, 1, 28, 28], got {list(x.shape)}"
+            )
+        out = self.cnn_layers(x)
+        return out.squeeze(-1) if self.out_dim == 1 else out
+
+
+class MLPEnergy(nn.Module):
+    """A small fully connected energy for low-dimensional points (e.g. 2-D toys).
+
+    Args:
+        in_features: dimension of a point (2 for the toy data sets).
+        hidden: width of each hidden layer.
+        depth: number of hidden layers (>= 1).
+
+    Input: ``[B, in_features]``. Output: the score ``f(x) = -E(x)``, shape ``[B]``.
+    SiLU activations keep the input gradient (used by Langevin sampling) smooth.
+    """
+
+    def __init__(self, in_features: int = 2, hidden: int = 128, depth: int = 3) -> None:
+        super().__init__()
+        if in_features < 1 or hidden < 1 or depth < 1:
+            raise ValueError(
+                "in_features, hidden and depth must be >= 1, got "
+                f"in_features={in_features}, hidden={hidden}, depth={depth}"
+            )
+        self.in_features = in_features
+        layers: list[nn.Module] = []
+        width = in_features
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.SiLU()]
+            width = hidden
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2 or x.shape[1] != self.in_features:
+            raise ValueError(
+                f"MLPEnergy expects points of shape [B, {self.in_features}], got {list(x.shape)}"
+            )
+        return self.net(x).squeeze(-1)
+
+
+def load_tutorial_checkpoint(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> CNNEnergy:
+    """Load the original tutorial's PyTorch Lightning checkpoint into a :class:`CNNEnergy`.
+
+    The file is read with ``torch.load(..., weights_only=True)``, so no pickled code
+    runs. Its ``state_dict`` holds ``cnn.cnn_layers.*`` keys (the Lightning module
+    wrapped the CNN as ``self.cnn``); the prefix is stripped. The model is returned
+    in eval mode. Its output is the score ``f(x) = -E(x)``, as in the tutorial.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: the file is not a readable tutorial checkpoint (corrupt, truncated,
+            or without ``cnn.cnn_layers.*`` weights).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"tutorial checkpoint not found: {path}")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # corrupt zip, truncated file, unsafe pickle content...
+        raise ValueError(f"could not read {path} as a PyTorch checkpoint: {err}") from err
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    prefix = "cnn."
+    if not isinstance(state, dict) or not any(k.startswith(prefix) for k in state):
+        raise ValueError(
+            f"{path} is not a tutorial checkpoint: expected a 'state_dict' with "
+            f"'cnn.cnn_layers.*' keys"
+        )
+    weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+    first_conv = weights.get("cnn_layers.0.weight")
+    if first_conv is None:
+        raise ValueError(f"{path} has no 'cnn.cnn_layers.0.weight' tensor")
+    hparams = checkpoint.get("hyper_parameters") or {}
+    hidden = int(hparams.get("hidden_features", first_conv.shape[0] * 2))
+    out_dim = int(hparams.get("out_dim", 1))
+    model = CNNEnergy(hidden_features=hidden, out_dim=out_dim)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        raise ValueError(f"{path} does not match the tutorial's CNN: {err}") from err
+    return model.to(map_location).eval()

@@ -1,0 +1,260 @@
+"""Sampling from an energy model: Langevin dynamics and the replay buffer.
+
+Sign convention: ``model(x)`` returns the score ``f(x) = -E(x)``. Sampling climbs
+the score (descends the energy): ``x <- x + step_size * grad_x f(x)`` plus noise.
+Nothing here plots or prints: this is the hot path of training.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+ValueRange = tuple[float, float] | None
+
+
+def _check_positive_int(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_value_range(value_range: ValueRange) -> None:
+    if value_range is None:
+        return
+    lo, hi = value_range
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(
+            f"value_range must be (low, high) with finite low < high, got {value_range}"
+        )
+
+
+def langevin(
+    model: nn.Module,
+    x: torch.Tensor,
+    steps: int = 60,
+    step_size: float = 10.0,
+    noise_std: float = 0.005,
+    grad_clamp: float | None = 0.03,
+    value_range: ValueRange = (-1.0, 1.0),
+    return_trajectory: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Run ``steps`` steps of (the tutorial's) Langevin dynamics from ``x``.
+
+    Each step, in the tutorial's order:
+
+    1. ``x <- clamp(x + noise_std * N(0, I))``
+    2. ``g <- clamp(grad_x f(x), -grad_clamp, grad_clamp)`` with ``f = model`` (the score)
+    3. ``x <- clamp(x + step_size * g)`` (clamping to ``value_range``)
+
+    The defaults are the tutorial's MNIST setting (step 10, noise 0.005, gradient
+    clamp 0.03, pixels in [-1, 1]). Textbook (unadjusted) Langevin for a density
+    ``exp(f)`` is ``step_size=eps, noise_std=sqrt(2 * eps), grad_clamp=None,
+    value_range=None``.
+
+    Only the gradient with respect to the input is computed (``torch.autograd.grad``):
+    the parameters' ``.grad``, their ``requires_grad`` flags and the model's
+    train/eval mode are as before afterwards (the model runs in eval mode during
+    sampling). Works when the caller is under ``torch.no_grad()``. The input
+    tensor is not modified.
+
+    Args:
+        model: maps ``[B, ...]`` to scores ``[B]``.
+        x: starting points ``[B, ...]`` (e.g. uniform noise in [-1, 1] for images).
+        steps: number of Langevin steps (>= 1).
+        step_size: gradient step (> 0).
+        noise_std: standard deviation of the Gaussian noise added each step (>= 0).
+        grad_clamp: clamp of each gradient entry, or ``None`` for no clamp.
+        value_range: ``(low, high)`` the samples are clamped to, or ``None``.
+        return_trajectory: return every step's samples too.
+        generator: optional ``torch.Generator`` (on ``x``'s device) for the noise.
+
+    Returns:
+        The final samples ``[B, ...]`` (detached), or with ``return_trajectory`` the
+        samples after each step, ``[steps, B, ...]``.
+    """
+    _check_positive_int("steps", steps)
+    if not step_size > 0 or not math.isfinite(step_size):
+        raise ValueError(f"step_size must be a finite number > 0, got {step_size!r}")
+    if not noise_std >= 0 or not math.isfinite(noise_std):
+        raise ValueError(f"noise_std must be a finite number >= 0, got {noise_std!r}")
+    if grad_clamp is not None and not grad_clamp > 0:
+        raise ValueError(f"grad_clamp must be > 0 or None, got {grad_clamp!r}")
+    _check_value_range(value_range)
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"x must be a floating-point tensor, got {getattr(x, 'dtype', type(x))}")
+    if x.dim() < 2 or x.shape[0] == 0:
+        raise ValueError(f"x must be a non-empty batch [B, ...], got shape {list(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("x contains NaN or Inf values")
+
+    was_training = model.training
+    model.eval()
+    x = x.detach().clone().requires_grad_(True)
+    noise = torch.empty_like(x)  # reused each step: no per-step allocation
+    trajectory = x.new_empty((steps, *x.shape)) if return_trajectory else None
+    try:
+        with torch.enable_grad():
+            for k in range(steps):
+                with torch.no_grad():
+                    if noise_std > 0:
+                        noise.normal_(0.0, noise_std, generator=generator)
+                        x.add_(noise)
+                        if value_range is not None:
+                            x.clamp_(*value_range)
+                score = model(x)
+                (grad,) = torch.autograd.grad(score.sum(), x)
+                with torch.no_grad():
+                    if grad_clamp is not None:
+                        # Bounded moves keep one bad gradient from throwing a sample far away.
+                        grad.clamp_(-grad_clamp, grad_clamp)
+                    x.add_(grad, alpha=step_size)
+                    if value_range is not None:
+                        x.clamp_(*value_range)
+                    if trajectory is not None:
+                        trajectory[k].copy_(x)
+    finally:
+        model.train(was_training)
+    return trajectory if trajectory is not None else x.detach()
+
+
+class ReplayBuffer:
+    """A fixed-size store of past MCMC samples to restart chains from (persistent CD).
+
+    Starting each training batch's chains from recent samples instead of fresh
+    noise means a few dozen Langevin steps suffice. To keep exploring, each drawn
+    example is re-initialised from uniform noise with probability ``reinit_prob``
+    (the count is ``Binomial(batch, reinit_prob)``, as in the tutorial).
+
+    Storage is one preallocated tensor ``[capacity, *shape]`` on ``device``, used as
+    a ring: once full, new samples replace the oldest ones. An empty buffer draws
+    uniform noise only.
+
+    Args:
+        shape: shape of one example, e.g. ``(1, 28, 28)``.
+        capacity: maximum number of stored examples (the tutorial uses 8192).
+        reinit_prob: fraction of each batch drawn fresh from uniform noise.
+        value_range: ``(low, high)`` of the uniform noise (and of valid samples).
+        device: where the storage lives (use the model's device).
+        generator: optional ``torch.Generator`` on ``device`` for reproducible draws.
+    """
+
+    def __init__(
+        self,
+        shape: Sequence[int] = (1, 28, 28),
+        capacity: int = 8192,
+        reinit_prob: float = 0.05,
+        value_range: tuple[float, float] = (-1.0, 1.0),
+        device: str | torch.device = "cpu",
+        generator: torch.Generator | None = None,
+    ) -> None:
+        _check_positive_int("capacity", capacity)
+        if not 0.0 <= reinit_prob <= 1.0:
+            raise ValueError(f"reinit_prob must be in [0, 1], got {reinit_prob!r}")
+        shape = tuple(int(s) for s in shape)
+        if not shape or any(s < 1 for s in shape):
+            raise ValueError(f"shape must be a non-empty sequence of positive ints, got {shape}")
+        _check_value_range(value_range)
+        self.shape = shape
+        self.capacity = capacity
+        self.reinit_prob = float(reinit_prob)
+        self.value_range = (float(value_range[0]), float(value_range[1]))
+        self.generator = generator
+        self.examples = torch.empty((capacity, *shape), device=device)
+        self._size = 0  # how many slots hold samples
+        self._next = 0  # ring position of the next write
+
+    @property
+    def device(self) -> torch.device:
+        return self.examples.device
+
+    def __len__(self) -> int:
+        return self._size
+
+    def uniform(self, n: int) -> torch.Tensor:
+        """``n`` examples of uniform noise over ``value_range``: ``[n, *shape]``."""
+        lo, hi = self.value_range
+        noise = torch.rand((n, *self.shape), device=self.device, generator=self.generator)
+        return noise.mul_(hi - lo).add_(lo)
+
+    def draw(self, batch_size: int) -> torch.Tensor:
+        """Starting points for a batch: fresh noise for about ``reinit_prob`` of them,
+        stored samples (uniformly, with replacement) for the rest. ``[batch_size, *shape]``."""
+        _check_positive_int("batch_size", batch_size)
+        if self._size == 0:
+            return self.uniform(batch_size)
+        counts = torch.full((1,), float(batch_size), device=self.device)
+        n_new = int(
+            torch.binomial(counts, torch.full_like(counts, self.reinit_prob), self.generator)
+        )
+        index = torch.randint(
+            self._size, (batch_size - n_new,), device=self.device, generator=self.generator
+        )
+        return torch.cat([self.uniform(n_new), self.examples[index]], dim=0)
+
+    def push(self, samples: torch.Tensor) -> None:
+        """Store ``samples`` ``[n, *shape]``, overwriting the oldest when full."""
+        if tuple(samples.shape[1:]) != self.shape:
+            raise ValueError(
+                f"samples must have shape [n, {', '.join(map(str, self.shape))}], "
+                f"got {list(samples.shape)}"
+            )
+        samples = samples.detach()[-self.capacity :]  # only the newest can survive
+        n = samples.shape[0]
+        positions = (torch.arange(n, device=self.device) + self._next) % self.capacity
+        self.examples[positions] = samples.to(self.examples)
+        self._next = (self._next + n) % self.capacity
+        self._size = min(self._size + n, self.capacity)
+
+    def sample(
+        self, model: nn.Module, batch_size: int, steps: int = 60, step_size: float = 10.0, **kwargs
+    ) -> torch.Tensor:
+        """Draw starting points, run :func:`langevin` on them, store and return the samples.
+
+        Extra keyword arguments go to :func:`langevin`; ``value_range`` is the buffer's.
+        """
+        start = self.draw(batch_size)
+        samples = langevin(
+            model,
+            start,
+            steps=steps,
+            step_size=step_size,
+            value_range=self.value_range,
+            generator=self.generator,
+            **kwargs,
+        )
+        self.push(samples)
+        return samples
+
+    def to(self, device: str | torch.device) -> ReplayBuffer:
+        """Move the storage to ``device`` (in place); returns ``self``."""
+        self.examples = self.examples.to(device)
+        return self
+
+    def state_dict(self) -> dict[str, torch.Tensor | int | float | tuple]:
+        """Everything needed to restore the buffer (tensors and plain numbers only)."""
+        return {
+            "examples": self.examples[: self._size].clone(),
+            "capacity": self.capacity,
+            "next": self._next,
+            "reinit_prob": self.reinit_prob,
+            "shape": self.shape,
+            "value_range": self.value_range,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a buffer saved by :meth:`state_dict` (same shape and capacity)."""
+        if tuple(state["shape"]) != self.shape or int(state["capacity"]) != self.capacity:
+            raise ValueError(
+                f"buffer state has shape {tuple(state['shape'])} and capacity "
+                f"{state['capacity']}, this buffer {self.shape} and {self.capacity}"
+            )
+        examples = state["examples"]
+        self._size = int(examples.shape[0])
+        self._next = int(state["next"])
+        self.examples[: self._size] = examples.to(self.examples)
+        self.reinit_prob = float(state["reinit_prob"])
+        self.value_range = (float(state["value_range"][0]), float(state["value_range"][1]))

@@ -1,0 +1,420 @@
+"""Training an energy model with contrastive divergence (the tutorial's recipe).
+
+One iteration, with the model's output the score ``f(x) = -E(x)``:
+
+1. real images ``x+`` get a little Gaussian noise (``input_noise``), clamped to range;
+2. fake images ``x-`` come from the replay buffer after ``mcmc_steps`` Langevin steps;
+3. loss = contrastive divergence ``mean f(x-) - mean f(x+)``
+   + ``alpha * mean(f(x+)^2 + f(x-)^2)`` (keeps scores near 0: CD alone is blind
+   to adding a constant to f);
+4. Adam step (``beta1 = 0``: momentum hurts when the loss surface moves with the
+   samples), gradient-norm clip, and a per-epoch exponential learning-rate decay.
+
+Validation contrastive divergence: ``mean f(uniform noise) - mean f(held-out images)``
+(lower is better: noise should score far below real data).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoint import load_checkpoint, save_atomic
+from .sampling import ReplayBuffer
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of :func:`fit`; defaults are the tutorial's MNIST values.
+
+    Invalid values raise ``ValueError`` naming the field, at construction time.
+    """
+
+    batch_size: int = 128
+    alpha: float = 0.1  # weight of the score regulariser
+    lr: float = 1e-4
+    beta1: float = 0.0
+    beta2: float = 0.999
+    lr_gamma: float = 0.97  # learning rate x gamma after each epoch (StepLR, step 1)
+    grad_clip: float | None = 0.1  # max gradient norm; None disables
+    epochs: int = 60
+    mcmc_steps: int = 60
+    step_size: float = 10.0
+    mcmc_noise: float = 0.005  # noise std of each Langevin step
+    grad_clamp: float | None = 0.03  # per-pixel clamp of the Langevin gradient
+    input_noise: float = 0.005  # noise std added to real images
+    buffer_capacity: int = 8192
+    reinit_prob: float = 0.05
+    value_range: tuple[float, float] = (-1.0, 1.0)
+    seed: int = 42
+    iters_per_epoch: int | None = None  # None: one pass over the data (drop_last)
+    val_batch_size: int = 256
+    noise_images: int = 1024  # uniform-noise images scored after each epoch
+
+    def __post_init__(self) -> None:
+        self.value_range = tuple(float(v) for v in self.value_range)  # type: ignore[assignment]
+        problems = []
+
+        def positive_int(name: str, allow_none: bool = False) -> None:
+            value = getattr(self, name)
+            if allow_none and value is None:
+                return
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                problems.append(f"{name} must be a positive integer, got {value!r}")
+
+        def number(
+            name: str,
+            low: float,
+            high: float = math.inf,
+            *,
+            open_low: bool = False,
+            allow_none: bool = False,
+        ) -> None:
+            value = getattr(self, name)
+            if allow_none and value is None:
+                return
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            ok = ok and math.isfinite(value) and value <= high
+            ok = ok and (value > low if open_low else value >= low)
+            if not ok:
+                bound = f"> {low}" if open_low else f">= {low}"
+                upper = "" if high == math.inf else f" and <= {high}"
+                problems.append(f"{name} must be a finite number {bound}{upper}, got {value!r}")
+
+        for name in (
+            "batch_size",
+            "epochs",
+            "mcmc_steps",
+            "buffer_capacity",
+            "val_batch_size",
+            "noise_images",
+        ):
+            positive_int(name)
+        positive_int("iters_per_epoch", allow_none=True)
+        number("alpha", 0.0)
+        number("lr", 0.0, open_low=True)
+        number("beta1", 0.0, 1.0)
+        number("beta2", 0.0, 1.0)
+        number("lr_gamma", 0.0, 1.0, open_low=True)
+        number("grad_clip", 0.0, open_low=True, allow_none=True)
+        number("step_size", 0.0, open_low=True)
+        number("mcmc_noise", 0.0)
+        number("grad_clamp", 0.0, open_low=True, allow_none=True)
+        number("input_noise", 0.0)
+        number("reinit_prob", 0.0, 1.0)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            problems.append(f"seed must be a non-negative integer, got {self.seed!r}")
+        lo, hi = self.value_range if len(self.value_range) == 2 else (math.nan, math.nan)
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            problems.append(
+                f"value_range must be (low, high) with low < high, got {self.value_range}"
+            )
+        if problems:
+            raise ValueError("invalid TrainConfig: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build a config from a dict; unknown keys raise ``ValueError``."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}; valid fields: {sorted(known)}")
+        return cls(**values)
+
+
+@dataclass
+class History:
+    """Per-epoch training record (one list entry per finished epoch).
+
+    Scores are the network's output ``f(x) = -E(x)``: ``real_score`` on (noised)
+    training images, ``fake_score`` on replay-buffer samples, ``noise_score`` on
+    uniform noise. ``val_cdiv`` is ``mean f(noise) - mean f(val images)`` (NaN
+    without validation data).
+    """
+
+    epoch: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    reg_loss: list[float] = field(default_factory=list)
+    cdiv: list[float] = field(default_factory=list)
+    real_score: list[float] = field(default_factory=list)
+    fake_score: list[float] = field(default_factory=list)
+    val_cdiv: list[float] = field(default_factory=list)
+    noise_score: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    def append(self, **row: float) -> None:
+        for name, value in row.items():
+            getattr(self, name).append(value)
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def to_dict(self) -> dict[str, list]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, list]) -> History:
+        return cls(**{k: list(v) for k, v in values.items()})
+
+
+def _as_images(data: torch.Tensor | torch.utils.data.Dataset, what: str) -> torch.Tensor:
+    """Images as one float tensor ``[N, ...]`` (datasets are materialised once)."""
+    if isinstance(data, torch.Tensor):
+        images = data
+    else:
+        from .data import to_tensors
+
+        images, _ = to_tensors(data)
+    if not images.is_floating_point():
+        raise TypeError(f"{what} must hold floating-point images, got {images.dtype}")
+    if images.dim() < 2 or images.shape[0] == 0:
+        raise ValueError(f"{what} must be a non-empty batch [N, ...], got {list(images.shape)}")
+    return images
+
+
+def contrastive_divergence_loss(
+    real_score: torch.Tensor, fake_score: torch.Tensor, alpha: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The tutorial's loss from scores ``f = -E``: returns ``(loss, reg_loss, cdiv)``.
+
+    ``cdiv = mean f(fake) - mean f(real)`` pushes real scores up and fake scores
+    down; ``reg_loss = alpha * mean(f(real)^2 + f(fake)^2)`` keeps both near zero.
+    """
+    reg_loss = alpha * (real_score.pow(2) + fake_score.pow(2)).mean()
+    cdiv = fake_score.mean() - real_score.mean()
+    return reg_loss + cdiv, reg_loss, cdiv
+
+
+@torch.no_grad()
+def mean_score(model: nn.Module, images: torch.Tensor, batch_size: int = 256) -> float:
+    """Mean score ``f(x) = -E(x)`` over ``images`` ``[N, ...]``, in batches."""
+    device = next(model.parameters()).device
+    total = 0.0
+    for start in range(0, images.shape[0], batch_size):
+        batch = images[start : start + batch_size].to(device)
+        total += model(batch).sum().item()
+    return total / images.shape[0]
+
+
+def _checkpoint_state(model, optimizer, scheduler, buffer, config, history, epoch, generators):
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "buffer": buffer.state_dict(),
+        "config": config.to_dict(),
+        "history": history.to_dict(),
+        "epoch": epoch,
+        "generators": [g.get_state() for g in generators],
+    }
+
+
+def fit(
+    model: nn.Module,
+    train_data: torch.Tensor | torch.utils.data.Dataset,
+    val_data: torch.Tensor | torch.utils.data.Dataset | None = None,
+    config: TrainConfig | None = None,
+    *,
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = True,
+    buffer: ReplayBuffer | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    tensorboard_dir: str | os.PathLike[str] | None = None,
+) -> History:
+    """Train ``model`` (score ``f = -E``) by contrastive divergence with a replay buffer.
+
+    Args:
+        model: network mapping ``[B, ...]`` to scores ``[B]``; trained in place.
+        train_data: images ``[N, ...]`` in ``config.value_range`` (a tensor, or a dataset
+            of ``(image, label)`` pairs such as :func:`ebm_course.data.load_mnist`).
+        val_data: held-out images for the validation contrastive divergence, or None.
+        config: hyper-parameters (default: the tutorial's).
+        checkpoint_dir: if given, ``last.pt`` (everything needed to resume) is written
+            after every epoch and ``best.pt`` (model weights with the lowest
+            ``val_cdiv``) when it improves; both atomically.
+        resume: continue from ``checkpoint_dir/last.pt`` when it exists.
+        buffer: a :class:`ReplayBuffer` to use (and keep); a new one by default.
+        device: where to train (default: the model's device).
+        progress: show ``tqdm`` progress bars.
+        tensorboard_dir: if given, log scalars there (needs the ``tensorboard`` package).
+
+    Returns:
+        The :class:`History`, one entry per epoch (including resumed ones).
+    """
+    config = config or TrainConfig()
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    train_images = _as_images(train_data, "train_data").to(device)
+    val_images = None if val_data is None else _as_images(val_data, "val_data")
+    if train_images.shape[0] < config.batch_size:
+        raise ValueError(
+            f"train_data has {train_images.shape[0]} examples, fewer than one batch "
+            f"(batch_size={config.batch_size})"
+        )
+    shape = tuple(train_images.shape[1:])
+    lo, hi = config.value_range
+
+    # Two generators: one on the model's device for MCMC and noise, one on the CPU for
+    # shuffling, so that a run is reproducible and can be resumed exactly.
+    sample_gen = torch.Generator(device=device).manual_seed(config.seed)
+    shuffle_gen = torch.Generator().manual_seed(config.seed + 1)
+    if buffer is None:
+        buffer = ReplayBuffer(
+            shape, config.buffer_capacity, config.reinit_prob, config.value_range, device=device
+        )
+    buffer.to(device)
+    buffer.generator = sample_gen
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2)
+    )
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=config.lr_gamma)
+    history = History()
+    start_epoch = 0
+
+    last_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
+    if last_path is not None and resume and last_path.exists():
+        state = load_checkpoint(
+            last_path,
+            map_location=device,
+            required=("model", "optimizer", "buffer", "config", "epoch"),
+        )
+        saved = {k: v for k, v in state["config"].items() if k != "epochs"}
+        now = {k: v for k, v in config.to_dict().items() if k != "epochs"}
+        changed = sorted(k for k in now if now[k] != saved.get(k))
+        if changed:
+            raise ValueError(
+                f"cannot resume from {last_path}: config differs in {changed}; "
+                "use another checkpoint_dir or resume=False"
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        buffer.load_state_dict(state["buffer"])
+        history = History.from_dict(state["history"])
+        for gen, gen_state in zip((sample_gen, shuffle_gen), state["generators"], strict=True):
+            gen.set_state(gen_state.cpu())
+        start_epoch = int(state["epoch"])
+    best_val = min((v for v in history.val_cdiv if not math.isnan(v)), default=math.inf)
+
+    writer = None
+    if tensorboard_dir is not None:
+        from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
+
+        writer = SummaryWriter(str(tensorboard_dir))
+
+    from tqdm.auto import tqdm
+
+    n = train_images.shape[0]
+    iters = config.iters_per_epoch or n // config.batch_size
+    epochs = tqdm(
+        range(start_epoch, config.epochs),
+        desc="epochs",
+        disable=not progress,
+        initial=start_epoch,
+        total=config.epochs,
+    )
+    for epoch in epochs:
+        model.train()
+        started = time.perf_counter()
+        sums = dict.fromkeys(("loss", "reg_loss", "cdiv", "real_score", "fake_score"), 0.0)
+        order = torch.empty(0, dtype=torch.long)
+        bar = tqdm(range(iters), desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
+        for it in bar:
+            if order.numel() < config.batch_size:  # reshuffle (drop_last semantics)
+                order = torch.randperm(n, generator=shuffle_gen)
+            index, order = order[: config.batch_size], order[config.batch_size :]
+            real = train_images[index.to(device)]
+            noise = torch.randn(real.shape, device=device, generator=sample_gen)
+            real = (real + config.input_noise * noise).clamp_(lo, hi)
+            fake = buffer.sample(
+                model,
+                config.batch_size,
+                steps=config.mcmc_steps,
+                step_size=config.step_size,
+                noise_std=config.mcmc_noise,
+                grad_clamp=config.grad_clamp,
+            )
+            # one forward pass for both, as in the tutorial
+            real_score, fake_score = model(torch.cat([real, fake])).chunk(2)
+            loss, reg_loss, cdiv = contrastive_divergence_loss(real_score, fake_score, config.alpha)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip is not None:
+                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+            values = (loss, reg_loss, cdiv, real_score.mean(), fake_score.mean())
+            for key, value in zip(sums, values, strict=True):
+                sums[key] += value.item()
+            if writer is not None:
+                writer.add_scalar("train/loss", loss.item(), epoch * iters + it)
+            bar.set_postfix(loss=f"{loss.item():.4f}", cdiv=f"{cdiv.item():.4f}")
+
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        model.eval()
+        noise_images = buffer.uniform(config.noise_images)
+        noise_score = mean_score(model, noise_images, config.val_batch_size)
+        val_cdiv = math.nan
+        if val_images is not None:
+            # the tutorial compares each held-out image with a uniform-noise image
+            val_noise = buffer.uniform(val_images.shape[0])
+            val_cdiv = mean_score(model, val_noise, config.val_batch_size) - mean_score(
+                model, val_images, config.val_batch_size
+            )
+        row = {k: v / iters for k, v in sums.items()}
+        history.append(
+            epoch=epoch + 1,
+            val_cdiv=val_cdiv,
+            noise_score=noise_score,
+            lr=lr,
+            seconds=time.perf_counter() - started,
+            **row,
+        )
+        if writer is not None:
+            for key, values in history.to_dict().items():
+                if key != "epoch":
+                    writer.add_scalar(f"epoch/{key}", values[-1], epoch + 1)
+        epochs.set_postfix(loss=f"{row['loss']:.4f}", val_cdiv=f"{val_cdiv:.3f}")
+
+        if checkpoint_dir is not None:
+            if val_cdiv < best_val:
+                best_val = val_cdiv
+                save_atomic(
+                    {
+                        "model": model.state_dict(),
+                        "config": config.to_dict(),
+                        "epoch": epoch + 1,
+                        "val_cdiv": val_cdiv,
+                    },
+                    Path(checkpoint_dir) / "best.pt",
+                )
+            save_atomic(
+                _checkpoint_state(
+                    model,
+                    optimizer,
+                    scheduler,
+                    buffer,
+                    config,
+                    history,
+                    epoch + 1,
+                    (sample_gen, shuffle_gen),
+                ),
+                last_path,
+            )
+    if writer is not None:
+        writer.close()
+    model.eval()
+    return history

@@ -1,0 +1,172 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from ebm_course.models import CNNEnergy
+from ebm_course.sampling import ReplayBuffer, langevin
+
+
+class GaussianScore(nn.Module):
+    """Score of an isotropic Gaussian: f(x) = -|x - mean|^2 / (2 std^2), so q = N(mean, std^2)."""
+
+    def __init__(self, mean: float, std: float) -> None:
+        super().__init__()
+        self.mean = nn.Parameter(torch.tensor(mean))
+        self.std = std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return -((x - self.mean) ** 2).sum(dim=1) / (2 * self.std**2)
+
+
+def test_textbook_langevin_reproduces_gaussian_mean_and_variance():
+    mean, std, eps = 0.5, 1.0, 0.01
+    model = GaussianScore(mean, std)
+    gen = torch.Generator().manual_seed(1)
+    start = torch.full((20_000, 4), -3.0)  # far from the mode: the chains must travel
+    samples = langevin(
+        model,
+        start,
+        steps=1500,
+        step_size=eps,
+        noise_std=math.sqrt(2 * eps),
+        grad_clamp=None,
+        value_range=None,
+        generator=gen,
+    )
+    # The sampler (noise, then gradient step) is the AR(1) chain
+    # x' = mean + a (x + sigma xi - mean), a = 1 - eps/std^2, whose stationary
+    # variance is a^2 sigma^2 / (1 - a^2); as eps -> 0 it tends to std^2.
+    a = 1 - eps / std**2
+    exact_var = a**2 * 2 * eps / (1 - a**2)
+    n = samples.numel()
+    assert abs(samples.mean().item() - mean) < 4 * math.sqrt(exact_var / n)
+    assert abs(samples.var().item() - exact_var) < 4 * exact_var * math.sqrt(2 / n)
+    assert abs(samples.var().item() - std**2) < 0.03  # close to the continuous-time answer
+
+
+def test_langevin_climbs_the_score_without_noise():
+    model = GaussianScore(0.0, 1.0)
+    x = torch.full((3, 2), 0.5)
+    out = langevin(model, x, steps=1, step_size=0.1, noise_std=0.0, grad_clamp=None)
+    # grad f = -(x - 0) = -0.5, so one step moves x to 0.5 - 0.05
+    torch.testing.assert_close(out, torch.full((3, 2), 0.45))
+    clamped = langevin(model, x, steps=1, step_size=0.1, noise_std=0.0, grad_clamp=0.03)
+    torch.testing.assert_close(clamped, torch.full((3, 2), 0.5 - 0.003))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_tutorial_sampler_keeps_range_and_leaves_the_model_untouched(training):
+    model = CNNEnergy().train(training)
+    frozen = model.cnn_layers[0].weight
+    frozen.requires_grad_(False)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.rand(8, 1, 28, 28) * 2 - 1
+    x_copy = x.clone()
+    with torch.no_grad():  # must still work under no_grad
+        traj = langevin(model, x, steps=5, return_trajectory=True)
+    assert traj.shape == (5, 8, 1, 28, 28)
+    assert traj.min() >= -1 and traj.max() <= 1
+    assert not traj.requires_grad
+    assert model.training is training
+    assert [p.requires_grad for p in model.parameters()] == [False] + [True] * 11
+    assert all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    torch.testing.assert_close(x, x_copy)  # input untouched
+    assert not torch.equal(traj[-1], x)
+
+
+def test_trajectory_last_step_equals_the_plain_result():
+    model = CNNEnergy()
+    x = torch.rand(4, 1, 28, 28) * 2 - 1
+    final = langevin(model, x, steps=6, generator=torch.Generator().manual_seed(3))
+    traj = langevin(
+        model, x, steps=6, return_trajectory=True, generator=torch.Generator().manual_seed(3)
+    )
+    torch.testing.assert_close(traj[-1], final)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"steps": 0}, "steps must be a positive integer"),
+        ({"step_size": -1.0}, "step_size"),
+        ({"noise_std": -0.1}, "noise_std"),
+        ({"grad_clamp": 0.0}, "grad_clamp"),
+        ({"value_range": (1.0, -1.0)}, "value_range"),
+    ],
+)
+def test_langevin_rejects_bad_options(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        langevin(CNNEnergy(), torch.zeros(2, 1, 28, 28), **kwargs)
+
+
+def test_langevin_rejects_bad_inputs():
+    model = CNNEnergy()
+    with pytest.raises(ValueError, match="NaN"):
+        langevin(model, torch.full((2, 1, 28, 28), float("nan")))
+    with pytest.raises(TypeError, match="floating-point"):
+        langevin(model, torch.zeros(2, 1, 28, 28, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="28, 28"):
+        langevin(model, torch.zeros(2, 1, 14, 14), steps=1)
+
+
+def test_replay_buffer_reinitialises_about_five_percent():
+    buffer = ReplayBuffer(shape=(1, 4, 4), capacity=64, generator=torch.Generator().manual_seed(0))
+    buffer.push(torch.full((64, 1, 4, 4), 2.0))  # a value uniform noise in [-1, 1] never takes
+    fresh = 0
+    draws = 400
+    for _ in range(draws):
+        batch = buffer.draw(128)
+        assert batch.shape == (128, 1, 4, 4)
+        fresh += int((batch.flatten(1) != 2.0).all(dim=1).sum())
+    rate = fresh / (draws * 128)
+    assert abs(rate - 0.05) < 4 * math.sqrt(0.05 * 0.95 / (draws * 128))
+
+
+def test_replay_buffer_never_exceeds_capacity_and_keeps_the_newest():
+    buffer = ReplayBuffer(shape=(2,), capacity=10)
+    assert len(buffer) == 0
+    assert buffer.examples.shape == (10, 2)  # one preallocated tensor
+    for i in range(7):
+        buffer.push(torch.full((3, 2), float(i)))
+        assert len(buffer) == min(3 * (i + 1), 10)
+    assert len(buffer) == 10
+    stored = sorted(buffer.examples[:, 0].tolist())
+    assert stored == [3.0] + [4.0] * 3 + [5.0] * 3 + [6.0] * 3  # the oldest were replaced
+    buffer.push(torch.arange(30.0).reshape(15, 2))  # more than capacity at once
+    assert len(buffer) == 10
+    assert sorted(buffer.examples[:, 0].tolist()) == list(range(10, 30, 2))
+
+
+def test_empty_buffer_draws_uniform_noise_in_range():
+    buffer = ReplayBuffer(shape=(3,), capacity=8, value_range=(-2.0, 0.5))
+    batch = buffer.draw(5000)
+    assert batch.min() >= -2.0 and batch.max() <= 0.5
+    assert abs(batch.mean().item() - (-0.75)) < 0.05
+
+
+def test_replay_buffer_sample_runs_langevin_and_stores(tmp_path):
+    model = CNNEnergy()
+    buffer = ReplayBuffer(capacity=32)
+    out = buffer.sample(model, 16, steps=3)
+    assert out.shape == (16, 1, 28, 28) and len(buffer) == 16
+    torch.testing.assert_close(buffer.examples[:16], out)
+
+
+def test_replay_buffer_state_roundtrip_and_errors():
+    buffer = ReplayBuffer(shape=(2,), capacity=5)
+    buffer.push(torch.randn(3, 2))
+    other = ReplayBuffer(shape=(2,), capacity=5)
+    other.load_state_dict(buffer.state_dict())
+    assert len(other) == 3
+    torch.testing.assert_close(other.examples[:3], buffer.examples[:3])
+    with pytest.raises(ValueError, match="shape"):
+        ReplayBuffer(shape=(3,), capacity=5).load_state_dict(buffer.state_dict())
+    with pytest.raises(ValueError, match=r"\[n, 2\]"):
+        buffer.push(torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="capacity"):
+        ReplayBuffer(capacity=0)
+    with pytest.raises(ValueError, match="reinit_prob"):
+        ReplayBuffer(reinit_prob=1.5)
