@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-LINTED := ebm_course tests benchmarks tools
+LINTED := $(wildcard ebm_course tests benchmarks tools)
 
 .PHONY: help venv test lint lab book clean
 
