@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint, save_atomic
-from .sampling import ReplayBuffer
+from .sampling import PRECISIONS, ReplayBuffer
 
 
 @dataclass
@@ -58,6 +58,10 @@ class TrainConfig:
     iters_per_epoch: int | None = None  # None: one pass over the data (drop_last)
     val_batch_size: int = 256
     noise_images: int = 1024  # uniform-noise images scored after each epoch
+    # speed switches of the sampler (see ebm_course.sampling.langevin)
+    precision: str = "auto"  # "auto" | "fp32" | "bf16" for the MCMC forward passes
+    channels_last: bool = True
+    compile: bool = False
 
     def __post_init__(self) -> None:
         self.value_range = tuple(float(v) for v in self.value_range)  # type: ignore[assignment]
@@ -117,6 +121,11 @@ class TrainConfig:
             problems.append(
                 f"value_range must be (low, high) with low < high, got {self.value_range}"
             )
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for name in ("channels_last", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                problems.append(f"{name} must be True or False, got {getattr(self, name)!r}")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
 
@@ -208,6 +217,48 @@ def mean_score(model: nn.Module, images: torch.Tensor, batch_size: int = 256) ->
     return total / images.shape[0]
 
 
+def training_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    buffer: ReplayBuffer,
+    real: torch.Tensor,
+    config: TrainConfig,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
+    """One iteration of the tutorial's algorithm on a batch of real images ``[B, ...]``.
+
+    Adds ``config.input_noise`` to the real images, draws ``B`` fake images from
+    ``buffer`` (``config.mcmc_steps`` Langevin steps), takes one optimiser step on
+    :func:`contrastive_divergence_loss` (with gradient-norm clipping) and returns
+    the batch's ``loss, reg_loss, cdiv, real_score, fake_score`` as floats.
+    """
+    lo, hi = config.value_range
+    noise = torch.randn(real.shape, device=real.device, generator=generator)
+    real = (real + config.input_noise * noise).clamp_(lo, hi)
+    fake = buffer.sample(
+        model,
+        real.shape[0],
+        steps=config.mcmc_steps,
+        step_size=config.step_size,
+        noise_std=config.mcmc_noise,
+        grad_clamp=config.grad_clamp,
+        precision=config.precision,
+        channels_last=config.channels_last,
+        compile=config.compile,
+    )
+    # one forward pass for both, as in the tutorial
+    real_score, fake_score = model(torch.cat([real, fake])).chunk(2)
+    loss, reg_loss, cdiv = contrastive_divergence_loss(real_score, fake_score, config.alpha)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+    optimizer.step()
+    values = (loss, reg_loss, cdiv, real_score.mean(), fake_score.mean())
+    names = ("loss", "reg_loss", "cdiv", "real_score", "fake_score")
+    return {name: value.item() for name, value in zip(names, values, strict=True)}
+
+
 def _checkpoint_state(model, optimizer, scheduler, buffer, config, history, epoch, generators):
     return {
         "model": model.state_dict(),
@@ -265,7 +316,6 @@ def fit(
             f"(batch_size={config.batch_size})"
         )
     shape = tuple(train_images.shape[1:])
-    lo, hi = config.value_range
 
     # Two generators: one on the model's device for MCMC and noise, one on the CPU for
     # shuffling, so that a run is reproducible and can be resumed exactly.
@@ -337,30 +387,13 @@ def fit(
                 order = torch.randperm(n, generator=shuffle_gen)
             index, order = order[: config.batch_size], order[config.batch_size :]
             real = train_images[index.to(device)]
-            noise = torch.randn(real.shape, device=device, generator=sample_gen)
-            real = (real + config.input_noise * noise).clamp_(lo, hi)
-            fake = buffer.sample(
-                model,
-                config.batch_size,
-                steps=config.mcmc_steps,
-                step_size=config.step_size,
-                noise_std=config.mcmc_noise,
-                grad_clamp=config.grad_clamp,
-            )
-            # one forward pass for both, as in the tutorial
-            real_score, fake_score = model(torch.cat([real, fake])).chunk(2)
-            loss, reg_loss, cdiv = contrastive_divergence_loss(real_score, fake_score, config.alpha)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            values = (loss, reg_loss, cdiv, real_score.mean(), fake_score.mean())
-            for key, value in zip(sums, values, strict=True):
-                sums[key] += value.item()
+            row = training_step(model, optimizer, buffer, real, config, sample_gen)
+            for key in sums:
+                sums[key] += row[key]
+            loss, cdiv = row["loss"], row["cdiv"]
             if writer is not None:
-                writer.add_scalar("train/loss", loss.item(), epoch * iters + it)
-            bar.set_postfix(loss=f"{loss.item():.4f}", cdiv=f"{cdiv.item():.4f}")
+                writer.add_scalar("train/loss", loss, epoch * iters + it)
+            bar.set_postfix(loss=f"{loss:.4f}", cdiv=f"{cdiv:.4f}")
 
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
