@@ -30,6 +30,7 @@ _EXPORTS = {
     "load_tutorial_checkpoint": "models",
     "langevin": "sampling",
     "ReplayBuffer": "sampling",
+    "uniform_noise": "sampling",
     "TrainConfig": "training",
     "History": "training",
     "fit": "training",
@@ -53,7 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .data import load_dataset, load_fashion_mnist, load_mnist, to_tensors
     from .models import CNNEnergy, MLPEnergy, load_tutorial_checkpoint
     from .plots import image_grid, plot_history, plot_score_histograms, plot_trajectory
-    from .sampling import ReplayBuffer, langevin
+    from .sampling import ReplayBuffer, langevin, uniform_noise
     from .training import History, TrainConfig, fit
 
 

@@ -65,6 +65,18 @@ def _check_value_range(value_range: ValueRange) -> None:
         )
 
 
+def uniform_noise(
+    shape: Sequence[int],
+    value_range: tuple[float, float] = (-1.0, 1.0),
+    device: str | torch.device = "cpu",
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Uniform noise over ``value_range`` (the chains' usual starting point), of ``shape``."""
+    lo, hi = value_range
+    noise = torch.rand(tuple(shape), device=device, generator=generator)
+    return noise.mul_(hi - lo).add_(lo)
+
+
 def score_gradient(
     model: nn.Module, x: torch.Tensor, dtype: torch.dtype | None = None
 ) -> torch.Tensor:
@@ -272,9 +284,7 @@ class ReplayBuffer:
 
     def uniform(self, n: int) -> torch.Tensor:
         """``n`` examples of uniform noise over ``value_range``: ``[n, *shape]``."""
-        lo, hi = self.value_range
-        noise = torch.rand((n, *self.shape), device=self.device, generator=self.generator)
-        return noise.mul_(hi - lo).add_(lo)
+        return uniform_noise((n, *self.shape), self.value_range, self.device, self.generator)
 
     def draw(self, batch_size: int) -> torch.Tensor:
         """Starting points for a batch: fresh noise for about ``reinit_prob`` of them,

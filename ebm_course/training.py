@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .checkpoint import load_checkpoint, save_atomic
-from .sampling import PRECISIONS, ReplayBuffer
+from .sampling import PRECISIONS, ReplayBuffer, uniform_noise
 
 
 @dataclass
@@ -235,8 +235,9 @@ def training_step(
     lo, hi = config.value_range
     noise = torch.randn(real.shape, device=real.device, generator=generator)
     real = (real + config.input_noise * noise).clamp_(lo, hi)
+    # A DDP wrapper syncs parameter gradients; the sampler needs none, so use the bare module.
     fake = buffer.sample(
-        model,
+        getattr(model, "module", model),
         real.shape[0],
         steps=config.mcmc_steps,
         step_size=config.step_size,
@@ -257,6 +258,14 @@ def training_step(
     values = (loss, reg_loss, cdiv, real_score.mean(), fake_score.mean())
     names = ("loss", "reg_loss", "cdiv", "real_score", "fake_score")
     return {name: value.item() for name, value in zip(names, values, strict=True)}
+
+
+def _rank_and_world_size() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def _checkpoint_state(model, optimizer, scheduler, buffer, config, history, epoch, generators):
@@ -302,6 +311,13 @@ def fit(
         progress: show ``tqdm`` progress bars.
         tensorboard_dir: if given, log scalars there (needs the ``tensorboard`` package).
 
+    Several processes (``torchrun --nproc_per_node N``): initialise ``torch.distributed``
+    first (e.g. ``torch.distributed.init_process_group("gloo")`` on CPUs, ``"nccl"`` on
+    GPUs); ``fit`` then wraps the model in ``DistributedDataParallel``. Each rank draws
+    ``batch_size`` images per iteration from its shard of the data and keeps its own
+    replay buffer; gradients are all-reduced, so all ranks hold the same weights. The
+    history holds the mean over ranks; only rank 0 writes checkpoints and logs.
+
     Returns:
         The :class:`History`, one entry per epoch (including resumed ones).
     """
@@ -317,9 +333,13 @@ def fit(
         )
     shape = tuple(train_images.shape[1:])
 
+    # Under torchrun (torch.distributed initialised): each rank trains on its shard of every
+    # shuffled epoch with its own replay buffer and MCMC noise; DDP all-reduces gradients.
+    rank, world = _rank_and_world_size()
+    main_process = rank == 0
     # Two generators: one on the model's device for MCMC and noise, one on the CPU for
     # shuffling, so that a run is reproducible and can be resumed exactly.
-    sample_gen = torch.Generator(device=device).manual_seed(config.seed)
+    sample_gen = torch.Generator(device=device).manual_seed(config.seed + 1000 * rank)
     shuffle_gen = torch.Generator().manual_seed(config.seed + 1)
     if buffer is None:
         buffer = ReplayBuffer(
@@ -357,18 +377,30 @@ def fit(
         for gen, gen_state in zip((sample_gen, shuffle_gen), state["generators"], strict=True):
             gen.set_state(gen_state.cpu())
         start_epoch = int(state["epoch"])
+        if rank > 0:  # only rank 0's sampler state is saved: give the others fresh streams
+            sample_gen.manual_seed(config.seed + 1000 * rank + start_epoch)
     best_val = min((v for v in history.val_cdiv if not math.isnan(v)), default=math.inf)
 
     writer = None
-    if tensorboard_dir is not None:
+    if tensorboard_dir is not None and main_process:
         from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
 
         writer = SummaryWriter(str(tensorboard_dir))
 
     from tqdm.auto import tqdm
 
+    progress = progress and main_process
+    train_model = model
+    if world > 1:
+        device_ids = [device] if device.type == "cuda" else None
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
     n = train_images.shape[0]
-    iters = config.iters_per_epoch or n // config.batch_size
+    iters = config.iters_per_epoch or (n // world) // config.batch_size
+    if iters < 1:
+        raise ValueError(
+            f"train_data has {n} examples: too few for one batch of {config.batch_size} "
+            f"on each of {world} processes"
+        )
     epochs = tqdm(
         range(start_epoch, config.epochs),
         desc="epochs",
@@ -384,10 +416,10 @@ def fit(
         bar = tqdm(range(iters), desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
         for it in bar:
             if order.numel() < config.batch_size:  # reshuffle (drop_last semantics)
-                order = torch.randperm(n, generator=shuffle_gen)
+                order = torch.randperm(n, generator=shuffle_gen)[rank::world]
             index, order = order[: config.batch_size], order[config.batch_size :]
             real = train_images[index.to(device)]
-            row = training_step(model, optimizer, buffer, real, config, sample_gen)
+            row = training_step(train_model, optimizer, buffer, real, config, sample_gen)
             for key in sums:
                 sums[key] += row[key]
             loss, cdiv = row["loss"], row["cdiv"]
@@ -398,15 +430,23 @@ def fit(
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         model.eval()
-        noise_images = buffer.uniform(config.noise_images)
+        # The same noise images every epoch (and on every rank): comparable numbers.
+        eval_gen = torch.Generator(device=device).manual_seed(config.seed + 7)
+        noise_images = uniform_noise(
+            (config.noise_images, *shape), config.value_range, device, eval_gen
+        )
         noise_score = mean_score(model, noise_images, config.val_batch_size)
         val_cdiv = math.nan
         if val_images is not None:
             # the tutorial compares each held-out image with a uniform-noise image
-            val_noise = buffer.uniform(val_images.shape[0])
+            val_noise = uniform_noise(val_images.shape, config.value_range, device, eval_gen)
             val_cdiv = mean_score(model, val_noise, config.val_batch_size) - mean_score(
                 model, val_images, config.val_batch_size
             )
+        if world > 1:  # every rank records the mean over all ranks
+            totals = torch.tensor(list(sums.values()), dtype=torch.float64, device=device)
+            torch.distributed.all_reduce(totals)
+            sums = dict(zip(sums, (totals / world).tolist(), strict=True))
         row = {k: v / iters for k, v in sums.items()}
         history.append(
             epoch=epoch + 1,
@@ -422,7 +462,7 @@ def fit(
                     writer.add_scalar(f"epoch/{key}", values[-1], epoch + 1)
         epochs.set_postfix(loss=f"{row['loss']:.4f}", val_cdiv=f"{val_cdiv:.3f}")
 
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and main_process:
             if val_cdiv < best_val:
                 best_val = val_cdiv
                 save_atomic(
