@@ -118,14 +118,10 @@ def load_tutorial_checkpoint(
         ValueError: the file is not a readable tutorial checkpoint (corrupt, truncated,
             or without ``cnn.cnn_layers.*`` weights).
     """
+    from .checkpoint import load_checkpoint
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"tutorial checkpoint not found: {path}")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # corrupt zip, truncated file, unsafe pickle content...
-        raise ValueError(f"could not read {path} as a PyTorch checkpoint: {err}") from err
-    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    state = load_checkpoint(path, map_location=map_location).get("state_dict")
     prefix = "cnn."
     if not isinstance(state, dict) or not any(k.startswith(prefix) for k in state):
         raise ValueError(
@@ -133,15 +129,40 @@ def load_tutorial_checkpoint(
             f"'cnn.cnn_layers.*' keys"
         )
     weights = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-    first_conv = weights.get("cnn_layers.0.weight")
-    if first_conv is None:
-        raise ValueError(f"{path} has no 'cnn.cnn_layers.0.weight' tensor")
-    hparams = checkpoint.get("hyper_parameters") or {}
-    hidden = int(hparams.get("hidden_features", first_conv.shape[0] * 2))
-    out_dim = int(hparams.get("out_dim", 1))
-    model = CNNEnergy(hidden_features=hidden, out_dim=out_dim)
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as err:
-        raise ValueError(f"{path} does not match the tutorial's CNN: {err}") from err
+    model = cnn_from_state_dict(weights, str(path))
     return model.to(map_location).eval()
+
+
+def cnn_from_state_dict(state: dict[str, torch.Tensor], source: str = "state dict") -> CNNEnergy:
+    """A :class:`CNNEnergy` sized from (and loaded with) ``state`` (``cnn_layers.*`` keys)."""
+    first, last = state.get("cnn_layers.0.weight"), state.get("cnn_layers.11.weight")
+    if first is None or last is None:
+        raise ValueError(f"{source} has no CNNEnergy weights ('cnn_layers.*' keys)")
+    model = CNNEnergy(hidden_features=first.shape[0] * 2, out_dim=last.shape[0])
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"{source} does not match CNNEnergy: {err}") from err
+    return model
+
+
+def load_energy(
+    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
+) -> CNNEnergy:
+    """Load a :class:`CNNEnergy` from any checkpoint this course produces or uses.
+
+    Accepts a checkpoint written by :func:`ebm_course.training.fit` (``best.pt`` or
+    ``last.pt``: a dict with a ``"model"`` state dict), a bare state dict, or the
+    original tutorial's Lightning checkpoint. Always read with ``weights_only=True``.
+    Returns the model in eval mode; its output is the score ``f(x) = -E(x)``.
+    """
+    from .checkpoint import load_checkpoint
+
+    path = Path(path)
+    checkpoint = load_checkpoint(path, map_location=map_location)
+    if "state_dict" in checkpoint:  # the tutorial's Lightning format
+        return load_tutorial_checkpoint(path, map_location)
+    state = checkpoint.get("model", checkpoint)
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} holds no model weights")
+    return cnn_from_state_dict(state, str(path)).to(map_location).eval()
