@@ -16,14 +16,18 @@ Validation contrastive divergence: ``mean f(uniform noise) - mean f(held-out ima
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
+import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -162,6 +166,7 @@ class History:
     noise_score: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)  # divergence-guard rollbacks
 
     def append(self, **row: float) -> None:
         for name, value in row.items():
@@ -268,17 +273,197 @@ def _rank_and_world_size() -> tuple[int, int]:
     return 0, 1
 
 
-def _checkpoint_state(model, optimizer, scheduler, buffer, config, history, epoch, generators):
-    return {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "buffer": buffer.state_dict(),
-        "config": config.to_dict(),
-        "history": history.to_dict(),
-        "epoch": epoch,
-        "generators": [g.get_state() for g in generators],
-    }
+class TrainingDiverged(RuntimeError):
+    """Raised when the divergence guard has rolled back too often."""
+
+
+@dataclass
+class DivergenceGuard:
+    """Watches each training iteration and triggers a rollback when training diverges.
+
+    Signs of divergence (scores are ``f = -E``; the regulariser keeps healthy ones near 0):
+
+    - a non-finite loss or score (NaN / Inf);
+    - an exploding energy scale: ``|mean real score|`` or ``|mean fake score|`` above
+      ``max_abs_score``;
+    - the sampler losing touch with the data: ``|real score - fake score|`` above
+      ``max_score_gap`` (the tutorial's failure mode: real images score high while the
+      MCMC samples are noise stuck in spurious maxima, or samples score far above data).
+
+    On a rollback :func:`fit` restores the last stable state (the end of the last
+    healthy epoch), reseeds the sampler, multiplies the learning rate by ``lr_factor``
+    and carries on; after ``max_rollbacks`` it raises :class:`TrainingDiverged`.
+    """
+
+    enabled: bool = True
+    max_abs_score: float = 50.0
+    max_score_gap: float = 10.0
+    max_rollbacks: int = 3
+    lr_factor: float = 0.5
+
+    def __post_init__(self) -> None:
+        for name in ("max_abs_score", "max_score_gap"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and value > 0):
+                raise ValueError(f"DivergenceGuard.{name} must be > 0, got {value!r}")
+        if (
+            isinstance(self.max_rollbacks, bool)
+            or not isinstance(self.max_rollbacks, int)
+            or (self.max_rollbacks < 0)
+        ):
+            raise ValueError(f"max_rollbacks must be an integer >= 0, got {self.max_rollbacks!r}")
+        if not 0 < self.lr_factor <= 1:
+            raise ValueError(f"lr_factor must be in (0, 1], got {self.lr_factor!r}")
+
+    def problem(self, row: dict[str, float]) -> str | None:
+        """Why the iteration's ``row`` (from :func:`training_step`) looks diverged, or None."""
+        if not self.enabled:
+            return None
+        bad = [k for k, v in row.items() if not math.isfinite(v)]
+        if bad:
+            return f"non-finite {', '.join(bad)}"
+        real, fake = row["real_score"], row["fake_score"]
+        if max(abs(real), abs(fake)) > self.max_abs_score:
+            return f"energy scale exploded (real {real:.3g}, fake {fake:.3g})"
+        if abs(real - fake) > self.max_score_gap:
+            return f"real/fake score gap {real - fake:.3g} beyond {self.max_score_gap}"
+        return None
+
+
+_SUMS = ("loss", "reg_loss", "cdiv", "real_score", "fake_score")
+
+
+@dataclass
+class _Progress:
+    """Where a run is: what a checkpoint must hold beyond the modules' state dicts."""
+
+    epoch: int = 0  # finished epochs
+    step: int = 0  # finished iterations of the current epoch
+    order: torch.Tensor = field(default_factory=lambda: torch.empty(0, dtype=torch.long))
+    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_SUMS, 0.0))
+    seconds: float = 0.0  # time spent in the current epoch so far
+    rollbacks: int = 0
+
+
+@dataclass
+class _Run:
+    """Everything :func:`fit` mutates, so that it can be saved, restored and rolled back."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    buffer: ReplayBuffer
+    config: TrainConfig
+    history: History
+    sample_gen: torch.Generator
+    shuffle_gen: torch.Generator
+    progress: _Progress = field(default_factory=_Progress)
+
+    def state(self) -> dict[str, Any]:
+        numpy_state = np.random.get_state()  # noqa: NPY002 (the global state user code may use)
+        rng = {
+            "torch": torch.get_rng_state(),
+            "python": random.getstate(),
+            "numpy": (numpy_state[0], torch.from_numpy(numpy_state[1].copy()), *numpy_state[2:]),
+            "sample": self.sample_gen.get_state(),
+            "shuffle": self.shuffle_gen.get_state(),
+        }
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "format": "ebm_course.fit/1",
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "buffer": self.buffer.state_dict(),
+            "config": self.config.to_dict(),
+            "history": self.history.to_dict(),
+            "progress": dataclasses.asdict(self.progress),
+            "epoch": self.progress.epoch,
+            "rng": rng,
+        }
+
+    def load(self, state: dict[str, Any], rng: bool = True) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.buffer.load_state_dict(state["buffer"])
+        self.history = History.from_dict(state["history"])
+        self.progress = _Progress(**state["progress"])
+        if rng:
+            saved = state["rng"]
+            torch.set_rng_state(saved["torch"].cpu())
+            random.setstate(_as_tuple(saved["python"]))
+            kind, keys, *rest = saved["numpy"]
+            np.random.set_state((kind, keys.numpy(), *rest))  # noqa: NPY002
+            self.sample_gen.set_state(saved["sample"].cpu())
+            self.shuffle_gen.set_state(saved["shuffle"].cpu())
+            if "cuda" in saved and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all([s.cpu() for s in saved["cuda"]])
+
+
+def _as_tuple(value: Any) -> Any:
+    """Python's random state is nested tuples; a checkpoint may hand back lists."""
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+def _resume(run: _Run, path: Path, device: torch.device, rank: int) -> None:
+    state = load_checkpoint(
+        path,
+        map_location=device,
+        required=("model", "optimizer", "scheduler", "buffer", "config", "progress", "rng"),
+    )
+    saved = {k: v for k, v in state["config"].items() if k != "epochs"}
+    now = {k: v for k, v in run.config.to_dict().items() if k != "epochs"}
+    changed = sorted(k for k in now if now[k] != saved.get(k))
+    if changed:
+        raise ValueError(
+            f"cannot resume from {path}: config differs in {changed}; "
+            "use another checkpoint_dir or resume=False"
+        )
+    try:
+        run.load(state)
+    except (KeyError, RuntimeError, TypeError, ValueError) as err:
+        raise ValueError(f"cannot resume from {path}: it does not fit this run ({err})") from err
+    if rank > 0:  # only rank 0's sampler state is saved: give the others fresh streams
+        run.sample_gen.manual_seed(run.config.seed + 1000 * rank + run.progress.epoch)
+
+
+def _rollback(run: _Run, stable: dict[str, Any], guard: DivergenceGuard, reason: str) -> None:
+    rollbacks = run.progress.rollbacks + 1
+    if rollbacks > guard.max_rollbacks:
+        raise TrainingDiverged(
+            f"training diverged {rollbacks} times (last: {reason}); gave up after "
+            f"{guard.max_rollbacks} rollbacks. Try a lower lr or step_size, or a larger alpha."
+        )
+    event = {"epoch": run.progress.epoch + 1, "step": run.progress.step + 1, "reason": reason}
+    events = [*run.history.events, event]
+    run.load(stable, rng=False)
+    run.progress.rollbacks = rollbacks
+    run.history.events = events
+    run.sample_gen.manual_seed(run.config.seed + 7919 * rollbacks)  # a different chain
+    for group in run.optimizer.param_groups:
+        group["lr"] *= guard.lr_factor
+    run.scheduler.base_lrs = [lr * guard.lr_factor for lr in run.scheduler.base_lrs]
+    event["lr"] = run.optimizer.param_groups[0]["lr"]
+
+
+def _evaluate(
+    model: nn.Module, val_images: torch.Tensor | None, config: TrainConfig, shape: tuple
+) -> tuple[float, float]:
+    """``(noise_score, val_cdiv)`` on the same noise images every epoch (and rank)."""
+    device = next(model.parameters()).device
+    eval_gen = torch.Generator(device=device).manual_seed(config.seed + 7)
+    noise = uniform_noise((config.noise_images, *shape), config.value_range, device, eval_gen)
+    noise_score = mean_score(model, noise, config.val_batch_size)
+    if val_images is None:
+        return noise_score, math.nan
+    # the tutorial compares each held-out image with a uniform-noise image
+    val_noise = uniform_noise(val_images.shape, config.value_range, device, eval_gen)
+    val_cdiv = mean_score(model, val_noise, config.val_batch_size) - mean_score(
+        model, val_images, config.val_batch_size
+    )
+    return noise_score, val_cdiv
 
 
 def fit(
@@ -288,11 +473,14 @@ def fit(
     config: TrainConfig | None = None,
     *,
     checkpoint_dir: str | os.PathLike[str] | None = None,
+    checkpoint_every: int | None = None,
     resume: bool = True,
     buffer: ReplayBuffer | None = None,
+    guard: DivergenceGuard | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
     tensorboard_dir: str | os.PathLike[str] | None = None,
+    callback: Callable[[int, nn.Module], None] | None = None,
 ) -> History:
     """Train ``model`` (score ``f = -E``) by contrastive divergence with a replay buffer.
 
@@ -302,14 +490,20 @@ def fit(
             of ``(image, label)`` pairs such as :func:`ebm_course.data.load_mnist`).
         val_data: held-out images for the validation contrastive divergence, or None.
         config: hyper-parameters (default: the tutorial's).
-        checkpoint_dir: if given, ``last.pt`` (everything needed to resume) is written
-            after every epoch and ``best.pt`` (model weights with the lowest
-            ``val_cdiv``) when it improves; both atomically.
-        resume: continue from ``checkpoint_dir/last.pt`` when it exists.
+        checkpoint_dir: if given, ``last.pt`` (everything needed to resume: weights,
+            optimiser, scheduler, replay buffer, every RNG state, config, history and
+            position) is written after every epoch, and ``best.pt`` (model weights with
+            the lowest ``val_cdiv``) when it improves; both atomically.
+        checkpoint_every: also write ``last.pt`` every this many iterations.
+        resume: continue from ``checkpoint_dir/last.pt`` when it exists. On the CPU a
+            resumed run ends with bit-identical weights to an uninterrupted one.
         buffer: a :class:`ReplayBuffer` to use (and keep); a new one by default.
+        guard: the :class:`DivergenceGuard` (default: on, default thresholds); pass
+            ``DivergenceGuard(enabled=False)`` to switch it off.
         device: where to train (default: the model's device).
         progress: show ``tqdm`` progress bars.
         tensorboard_dir: if given, log scalars there (needs the ``tensorboard`` package).
+        callback: called as ``callback(global_step, model)`` after every iteration.
 
     Several processes (``torchrun --nproc_per_node N``): initialise ``torch.distributed``
     first (e.g. ``torch.distributed.init_process_group("gloo")`` on CPUs, ``"nccl"`` on
@@ -318,75 +512,78 @@ def fit(
     replay buffer; gradients are all-reduced, so all ranks hold the same weights. The
     history holds the mean over ranks; only rank 0 writes checkpoints and logs.
 
+    Determinism: on the CPU, the same seed gives the same history and weights, and a
+    resumed run matches an uninterrupted one bit for bit. On a GPU, cuDNN and atomic
+    adds may reorder float sums, so runs agree only statistically unless
+    ``torch.use_deterministic_algorithms(True)`` is set (slower).
+
     Returns:
-        The :class:`History`, one entry per epoch (including resumed ones).
+        The :class:`History`, one entry per epoch (including resumed ones), with any
+        rollbacks of the divergence guard in ``history.events``.
     """
     config = config or TrainConfig()
+    guard = guard or DivergenceGuard()
+    if checkpoint_every is not None and (
+        isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int)
+        or checkpoint_every < 1
+    ):  # fmt: skip
+        raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     train_images = _as_images(train_data, "train_data").to(device)
     val_images = None if val_data is None else _as_images(val_data, "val_data")
-    if train_images.shape[0] < config.batch_size:
-        raise ValueError(
-            f"train_data has {train_images.shape[0]} examples, fewer than one batch "
-            f"(batch_size={config.batch_size})"
-        )
     shape = tuple(train_images.shape[1:])
-
+    if val_images is not None and tuple(val_images.shape[1:]) != shape:
+        raise ValueError(
+            f"val_data examples have shape {list(val_images.shape[1:])}, "
+            f"train_data examples {list(shape)}"
+        )
     # Under torchrun (torch.distributed initialised): each rank trains on its shard of every
     # shuffled epoch with its own replay buffer and MCMC noise; DDP all-reduces gradients.
     rank, world = _rank_and_world_size()
     main_process = rank == 0
-    # Two generators: one on the model's device for MCMC and noise, one on the CPU for
-    # shuffling, so that a run is reproducible and can be resumed exactly.
-    sample_gen = torch.Generator(device=device).manual_seed(config.seed + 1000 * rank)
-    shuffle_gen = torch.Generator().manual_seed(config.seed + 1)
+    n = train_images.shape[0]
+    iters = config.iters_per_epoch or (n // world) // config.batch_size
+    if n // world < config.batch_size:
+        raise ValueError(
+            f"train_data has {n} examples, fewer than one batch (batch_size="
+            f"{config.batch_size}) for each of {world} process(es)"
+        )
+
     if buffer is None:
         buffer = ReplayBuffer(
             shape, config.buffer_capacity, config.reinit_prob, config.value_range, device=device
         )
-    buffer.to(device)
-    buffer.generator = sample_gen
+    elif buffer.shape != shape:
+        raise ValueError(f"buffer holds examples of shape {buffer.shape}, the data {shape}")
+    # Two generators: one on the model's device for MCMC and noise, one on the CPU for
+    # shuffling, so that a run is reproducible and can be resumed exactly.
+    sample_gen = torch.Generator(device=device).manual_seed(config.seed + 1000 * rank)
+    buffer.to(device).generator = sample_gen
     optimizer = torch.optim.Adam(
         model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2)
     )
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=config.lr_gamma)
-    history = History()
-    start_epoch = 0
-
+    run = _Run(
+        model=model,
+        optimizer=optimizer,
+        scheduler=torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=config.lr_gamma),
+        buffer=buffer,
+        config=config,
+        history=History(),
+        sample_gen=sample_gen,
+        shuffle_gen=torch.Generator().manual_seed(config.seed + 1),
+    )
     last_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
     if last_path is not None and resume and last_path.exists():
-        state = load_checkpoint(
-            last_path,
-            map_location=device,
-            required=("model", "optimizer", "buffer", "config", "epoch"),
-        )
-        saved = {k: v for k, v in state["config"].items() if k != "epochs"}
-        now = {k: v for k, v in config.to_dict().items() if k != "epochs"}
-        changed = sorted(k for k in now if now[k] != saved.get(k))
-        if changed:
-            raise ValueError(
-                f"cannot resume from {last_path}: config differs in {changed}; "
-                "use another checkpoint_dir or resume=False"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        buffer.load_state_dict(state["buffer"])
-        history = History.from_dict(state["history"])
-        for gen, gen_state in zip((sample_gen, shuffle_gen), state["generators"], strict=True):
-            gen.set_state(gen_state.cpu())
-        start_epoch = int(state["epoch"])
-        if rank > 0:  # only rank 0's sampler state is saved: give the others fresh streams
-            sample_gen.manual_seed(config.seed + 1000 * rank + start_epoch)
-    best_val = min((v for v in history.val_cdiv if not math.isnan(v)), default=math.inf)
+        _resume(run, last_path, device, rank)
+    best_val = min((v for v in run.history.val_cdiv if not math.isnan(v)), default=math.inf)
+    stable = copy.deepcopy(run.state())  # where the guard rolls back to
 
     writer = None
     if tensorboard_dir is not None and main_process:
         from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
 
         writer = SummaryWriter(str(tensorboard_dir))
-
     from tqdm.auto import tqdm
 
     progress = progress and main_process
@@ -394,100 +591,78 @@ def fit(
     if world > 1:
         device_ids = [device] if device.type == "cuda" else None
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-    n = train_images.shape[0]
-    iters = config.iters_per_epoch or (n // world) // config.batch_size
-    if iters < 1:
-        raise ValueError(
-            f"train_data has {n} examples: too few for one batch of {config.batch_size} "
-            f"on each of {world} processes"
-        )
-    epochs = tqdm(
-        range(start_epoch, config.epochs),
-        desc="epochs",
-        disable=not progress,
-        initial=start_epoch,
-        total=config.epochs,
-    )
-    for epoch in epochs:
+
+    def save_last() -> None:
+        if last_path is not None and main_process:
+            save_atomic(run.state(), last_path)
+
+    epochs = tqdm(total=config.epochs, initial=run.progress.epoch, desc="epochs",
+                  disable=not progress)  # fmt: skip
+    while run.progress.epoch < config.epochs:
         model.train()
-        started = time.perf_counter()
-        sums = dict.fromkeys(("loss", "reg_loss", "cdiv", "real_score", "fake_score"), 0.0)
-        order = torch.empty(0, dtype=torch.long)
-        bar = tqdm(range(iters), desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
-        for it in bar:
-            if order.numel() < config.batch_size:  # reshuffle (drop_last semantics)
-                order = torch.randperm(n, generator=shuffle_gen)[rank::world]
-            index, order = order[: config.batch_size], order[config.batch_size :]
+        bar = tqdm(total=iters, initial=run.progress.step, leave=False,
+                   desc=f"epoch {run.progress.epoch + 1}", disable=not progress)  # fmt: skip
+        diverged = None
+        while run.progress.step < iters and diverged is None:
+            at = run.progress
+            started = time.perf_counter()
+            if at.order.numel() < config.batch_size:  # reshuffle (drop_last semantics)
+                at.order = torch.randperm(n, generator=run.shuffle_gen)[rank::world]
+            index, at.order = at.order[: config.batch_size], at.order[config.batch_size :]
             real = train_images[index.to(device)]
             row = training_step(train_model, optimizer, buffer, real, config, sample_gen)
-            for key in sums:
-                sums[key] += row[key]
-            loss, cdiv = row["loss"], row["cdiv"]
+            diverged = guard.problem(row)
+            if diverged is not None:
+                break
+            for key in _SUMS:
+                at.sums[key] += row[key]
+            at.step += 1
+            at.seconds += time.perf_counter() - started
+            global_step = at.epoch * iters + at.step
             if writer is not None:
-                writer.add_scalar("train/loss", loss, epoch * iters + it)
-            bar.set_postfix(loss=f"{loss:.4f}", cdiv=f"{cdiv:.4f}")
+                writer.add_scalar("train/loss", row["loss"], global_step)
+            if callback is not None:
+                callback(global_step, model)
+            if checkpoint_every and at.step % checkpoint_every == 0 and at.step < iters:
+                save_last()
+            bar.update()
+            bar.set_postfix(loss=f"{row['loss']:.4f}", cdiv=f"{row['cdiv']:.4f}")
+        bar.close()
+        if diverged is not None:
+            _rollback(run, stable, guard, diverged)
+            continue
 
-        lr = optimizer.param_groups[0]["lr"]
-        scheduler.step()
-        model.eval()
-        # The same noise images every epoch (and on every rank): comparable numbers.
-        eval_gen = torch.Generator(device=device).manual_seed(config.seed + 7)
-        noise_images = uniform_noise(
-            (config.noise_images, *shape), config.value_range, device, eval_gen
-        )
-        noise_score = mean_score(model, noise_images, config.val_batch_size)
-        val_cdiv = math.nan
-        if val_images is not None:
-            # the tutorial compares each held-out image with a uniform-noise image
-            val_noise = uniform_noise(val_images.shape, config.value_range, device, eval_gen)
-            val_cdiv = mean_score(model, val_noise, config.val_batch_size) - mean_score(
-                model, val_images, config.val_batch_size
-            )
+        at = run.progress
+        sums = at.sums
         if world > 1:  # every rank records the mean over all ranks
             totals = torch.tensor(list(sums.values()), dtype=torch.float64, device=device)
             torch.distributed.all_reduce(totals)
             sums = dict(zip(sums, (totals / world).tolist(), strict=True))
+        lr = optimizer.param_groups[0]["lr"]
+        run.scheduler.step()
+        model.eval()
+        noise_score, val_cdiv = _evaluate(model, val_images, config, shape)
         row = {k: v / iters for k, v in sums.items()}
-        history.append(
-            epoch=epoch + 1,
-            val_cdiv=val_cdiv,
-            noise_score=noise_score,
-            lr=lr,
-            seconds=time.perf_counter() - started,
-            **row,
-        )
+        run.history.append(epoch=at.epoch + 1, val_cdiv=val_cdiv, noise_score=noise_score,
+                           lr=lr, seconds=at.seconds, **row)  # fmt: skip
+        run.progress = _Progress(epoch=at.epoch + 1, order=at.order, rollbacks=at.rollbacks)
         if writer is not None:
-            for key, values in history.to_dict().items():
-                if key != "epoch":
-                    writer.add_scalar(f"epoch/{key}", values[-1], epoch + 1)
+            for key, values in run.history.to_dict().items():
+                if key not in ("epoch", "events"):
+                    writer.add_scalar(f"epoch/{key}", values[-1], at.epoch + 1)
+        epochs.update()
         epochs.set_postfix(loss=f"{row['loss']:.4f}", val_cdiv=f"{val_cdiv:.3f}")
-
-        if checkpoint_dir is not None and main_process:
-            if val_cdiv < best_val:
-                best_val = val_cdiv
-                save_atomic(
-                    {
-                        "model": model.state_dict(),
-                        "config": config.to_dict(),
-                        "epoch": epoch + 1,
-                        "val_cdiv": val_cdiv,
-                    },
-                    Path(checkpoint_dir) / "best.pt",
-                )
+        stable = copy.deepcopy(run.state())
+        if checkpoint_dir is not None and main_process and val_cdiv < best_val:
+            best_val = val_cdiv
             save_atomic(
-                _checkpoint_state(
-                    model,
-                    optimizer,
-                    scheduler,
-                    buffer,
-                    config,
-                    history,
-                    epoch + 1,
-                    (sample_gen, shuffle_gen),
-                ),
-                last_path,
-            )
+                {"model": model.state_dict(), "config": config.to_dict(),
+                 "epoch": at.epoch + 1, "val_cdiv": val_cdiv},
+                Path(checkpoint_dir) / "best.pt",
+            )  # fmt: skip
+        save_last()
+    epochs.close()
     if writer is not None:
         writer.close()
     model.eval()
-    return history
+    return run.history
