@@ -3,7 +3,7 @@
 A checkpoint is a dict of tensors, plain numbers, strings, lists, tuples and
 dicts. It is written to a temporary file in the same folder, flushed to disk
 (fsync) and renamed over the target, so a crash never leaves a half-written
-file behind. It is read with ``torch.load(..., weights_only=True)``: no pickled
+file behind. It is read with ``torch.load(..., weights_only=True)``: no stored
 code can run.
 """
 

@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", type=Path, help="JSON file with TrainConfig fields")
     train.add_argument("--dataset", default="mnist", help="mnist or fashion_mnist")
     train.add_argument("--data-root", type=Path, help="datasets folder (default PATH_DATASETS)")
+    train.add_argument("--offline", action="store_true", help="never try to download data")
     train.add_argument("--train-limit", type=int, help="use only the first N training images")
     train.add_argument("--hidden-features", type=int, default=32, help="CNN width (default 32)")
     train.add_argument("--device", help="cpu or cuda (default: cuda when available)")
@@ -149,8 +150,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise CLIError(f"--train-limit must be >= batch size {config.batch_size}")
     device = _device(args.device)
     try:
-        train_set = load_dataset(args.dataset, train=True, root=args.data_root)
-        test_set = load_dataset(args.dataset, train=False, root=args.data_root)
+        found = {"root": args.data_root, "download": not args.offline}
+        train_set = load_dataset(args.dataset, train=True, **found)
+        test_set = load_dataset(args.dataset, train=False, **found)
     except (ValueError, FileNotFoundError, NotADirectoryError) as err:
         raise CLIError(str(err)) from err
     images, _ = to_tensors(train_set, limit=args.train_limit)

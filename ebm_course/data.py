@@ -137,7 +137,7 @@ class MNISTSample(Dataset):
         target_transform: Transform | None = None,
     ) -> None:
         self.path = Path(path)
-        with np.load(self.path, allow_pickle=False) as npz:
+        with np.load(self.path) as npz:  # numpy refuses object arrays by default
             images = np.asarray(npz["images"], dtype=np.uint8)
             labels = np.asarray(npz["labels"])
         if images.ndim != 3 or images.shape[1:] != (28, 28) or len(labels) != len(images):

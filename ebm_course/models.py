@@ -108,7 +108,7 @@ def load_tutorial_checkpoint(
 ) -> CNNEnergy:
     """Load the original tutorial's PyTorch Lightning checkpoint into a :class:`CNNEnergy`.
 
-    The file is read with ``torch.load(..., weights_only=True)``, so no pickled code
+    The file is read with ``torch.load(..., weights_only=True)``, so no stored code
     runs. Its ``state_dict`` holds ``cnn.cnn_layers.*`` keys (the Lightning module
     wrapped the CNN as ``self.cnn``); the prefix is stripped. The model is returned
     in eval mode. Its output is the score ``f(x) = -E(x)``, as in the tutorial.

@@ -181,6 +181,13 @@ def langevin(
         raise ValueError(f"x must be a non-empty batch [B, ...], got shape {list(x.shape)}")
     if not torch.isfinite(x).all():
         raise ValueError("x contains NaN or Inf values")
+    if value_range is not None:
+        low, high = x.min().item(), x.max().item()
+        if low < value_range[0] or high > value_range[1]:
+            raise ValueError(
+                f"x has values in [{low:.4g}, {high:.4g}], outside value_range {value_range} "
+                "(scale images to [-1, 1], or pass value_range=None for unbounded samples)"
+            )
     dtype = autocast_dtype(precision, x.device)
     gradient = _gradient_function(model, compile)
 

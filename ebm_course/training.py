@@ -195,7 +195,18 @@ def _as_images(data: torch.Tensor | torch.utils.data.Dataset, what: str) -> torc
         raise TypeError(f"{what} must hold floating-point images, got {images.dtype}")
     if images.dim() < 2 or images.shape[0] == 0:
         raise ValueError(f"{what} must be a non-empty batch [N, ...], got {list(images.shape)}")
+    if not torch.isfinite(images).all():
+        raise ValueError(f"{what} contains NaN or Inf values")
     return images
+
+
+def _check_range(images: torch.Tensor, value_range: tuple[float, float], what: str) -> None:
+    low, high = images.min().item(), images.max().item()
+    if low < value_range[0] or high > value_range[1]:
+        raise ValueError(
+            f"{what} has values in [{low:.4g}, {high:.4g}], outside config.value_range "
+            f"{value_range}: the sampler could never reach such data (scale it first)"
+        )
 
 
 def contrastive_divergence_loss(
@@ -532,6 +543,9 @@ def fit(
     model.to(device)
     train_images = _as_images(train_data, "train_data").to(device)
     val_images = None if val_data is None else _as_images(val_data, "val_data")
+    _check_range(train_images, config.value_range, "train_data")
+    if val_images is not None:
+        _check_range(val_images, config.value_range, "val_data")
     shape = tuple(train_images.shape[1:])
     if val_images is not None and tuple(val_images.shape[1:]) != shape:
         raise ValueError(

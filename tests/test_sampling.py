@@ -2,6 +2,8 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from ebm_course.models import CNNEnergy, load_tutorial_checkpoint
@@ -242,3 +244,66 @@ def test_compile_falls_back_to_eager_with_a_warning(monkeypatch):
         out = langevin(model, x, steps=2, compile=True, generator=torch.Generator().manual_seed(0))
     eager = langevin(model, x, steps=2, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(out, eager)
+
+
+def test_langevin_rejects_starts_outside_the_value_range():
+    with pytest.raises(ValueError, match=r"outside value_range \(-1.0, 1.0\)"):
+        langevin(CNNEnergy(), torch.full((2, 1, 28, 28), 3.0))
+    out = langevin(GaussianScore(0.0, 1.0), torch.full((2, 2), 3.0), steps=1, value_range=None)
+    assert out.shape == (2, 2)  # unbounded sampling accepts any start
+
+
+# --- properties (hypothesis) -----------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    batch=st.integers(1, 6),
+    dim=st.integers(1, 5),
+    steps=st.integers(1, 8),
+    step_size=st.floats(1e-3, 50.0),
+    noise_std=st.floats(0.0, 1.0),
+    grad_clamp=st.none() | st.floats(1e-3, 1.0),
+    bounds=st.tuples(st.floats(-5, 0), st.floats(0.01, 5)),
+)
+def test_langevin_always_stays_in_range_and_keeps_shape(
+    batch, dim, steps, step_size, noise_std, grad_clamp, bounds
+):
+    lo, hi = bounds
+    model = GaussianScore(0.3, 0.5)
+    x = torch.rand(batch, dim) * (hi - lo) + lo
+    out = langevin(model, x, steps=steps, step_size=step_size, noise_std=noise_std,
+                   grad_clamp=grad_clamp, value_range=(lo, hi))  # fmt: skip
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    assert out.min() >= lo and out.max() <= hi
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    capacity=st.integers(1, 40),
+    pushes=st.lists(st.integers(1, 25), min_size=1, max_size=12),
+    batch=st.integers(1, 30),
+)
+def test_buffer_size_is_min_of_pushed_and_capacity(capacity, pushes, batch):
+    buffer = ReplayBuffer(shape=(2,), capacity=capacity)
+    pushed = 0
+    for count in pushes:
+        buffer.push(torch.rand(count, 2) * 2 - 1)
+        pushed += count
+        assert len(buffer) == min(pushed, capacity) <= capacity
+    drawn = buffer.draw(batch)
+    assert drawn.shape == (batch, 2) and drawn.min() >= -1 and drawn.max() <= 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.one_of(st.integers(-5, 0), st.floats(0.5, 3.0), st.text(max_size=2)),
+    step_size=st.one_of(st.floats(max_value=0.0), st.just(float("nan"))),
+)
+def test_bad_sampler_options_always_raise_value_error(steps, step_size):
+    x = torch.zeros(1, 2)
+    model = GaussianScore(0.0, 1.0)
+    with pytest.raises(ValueError):
+        langevin(model, x, steps=steps)
+    with pytest.raises(ValueError):
+        langevin(model, x, steps=1, step_size=step_size)

@@ -1,13 +1,24 @@
 import math
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ebm_course.models import CNNEnergy, MLPEnergy
 from ebm_course.sampling import ReplayBuffer
 from ebm_course.training import (
+    DivergenceGuard,
     History,
     TrainConfig,
+    TrainingDiverged,
     contrastive_divergence_loss,
     fit,
     mean_score,
@@ -206,3 +217,150 @@ def test_bf16_sampling_gives_the_same_short_training_curve(mnist_sample_images):
     for key in ("loss", "cdiv", "real_score", "fake_score", "val_cdiv"):
         fp32, bf16 = getattr(curves["fp32"], key), getattr(curves["bf16"], key)
         assert max(abs(a - b) for a, b in zip(fp32, bf16, strict=True)) < 0.01, key
+
+
+# --- reliability: interruption, divergence, determinism --------------------------------------
+
+WORKER = Path(__file__).with_name("resume_worker.py")
+
+
+def _worker(out: Path, *flags: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(WORKER.parents[1])}
+    return subprocess.Popen([sys.executable, str(WORKER), str(out), *flags], env=env)
+
+
+def test_sigkill_at_a_random_step_then_resume_gives_bit_identical_weights(tmp_path):
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    straight.mkdir(), killed.mkdir()
+    assert _worker(straight).wait(timeout=300) == 0
+    total = 4 * (256 // 32)
+    kill_at = random.Random().randint(3, total - 3)  # a different step each run
+    proc = _worker(killed, "--slow")
+    deadline = time.monotonic() + 240
+    step_file = killed / "step.txt"
+    while time.monotonic() < deadline:
+        if step_file.exists() and int(step_file.read_text()) >= kill_at:
+            break
+        assert proc.poll() is None, "worker ended before it could be killed"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    assert not (killed / "final.pt").exists()
+    assert not list((killed / "ckpt").glob("*.tmp"))  # no half-written checkpoint left
+    assert _worker(killed).wait(timeout=300) == 0  # resumes from ckpt/last.pt
+    a = torch.load(straight / "final.pt", weights_only=True)
+    b = torch.load(killed / "final.pt", weights_only=True)
+    for name in a:
+        assert torch.equal(a[name], b[name]), f"{name} differs after kill at step {kill_at}"
+
+
+def test_injected_nan_weights_are_rolled_back_and_training_recovers(blob):
+    model = toy_model()
+    poisoned = []
+
+    def poison(step: int, net: torch.nn.Module) -> None:
+        if step == 10 and not poisoned:  # epoch 3 of 4 (4 iterations per epoch), once
+            poisoned.append(step)
+            with torch.no_grad():
+                net.net[0].weight.fill_(float("nan"))
+
+    history = fit(model, blob(256), blob(128, seed=1), TrainConfig(epochs=4, **TOY),
+                  callback=poison, progress=False)  # fmt: skip
+    assert len(history.events) == 1
+    event = history.events[0]
+    assert "non-finite" in event["reason"] and event["epoch"] == 3
+    assert event["lr"] == pytest.approx(TOY["lr"] * 0.97**2 * 0.5)  # lowered after rollback
+    assert history.epoch == [1, 2, 3, 4]
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert all(math.isfinite(v) for v in history.loss)
+
+
+def test_exploding_energy_scale_is_detected(blob):
+    model = toy_model()
+    exploded = []
+
+    def blow_up(step: int, net: torch.nn.Module) -> None:
+        if step == 5 and not exploded:
+            exploded.append(step)
+            with torch.no_grad():
+                net.net[-1].bias.fill_(1e4)  # every score jumps to about 1e4
+
+    history = fit(model, blob(256), None, TrainConfig(epochs=3, **TOY), callback=blow_up,
+                  progress=False)  # fmt: skip
+    assert [e["reason"].split(" (")[0] for e in history.events] == ["energy scale exploded"]
+    assert abs(history.real_score[-1]) < 50
+
+
+def test_guard_gives_up_after_max_rollbacks(blob):
+    def always_poison(step: int, net: torch.nn.Module) -> None:
+        with torch.no_grad():
+            net.net[0].bias.fill_(float("inf"))
+
+    with pytest.raises(TrainingDiverged, match="gave up after 2 rollbacks"):
+        fit(toy_model(), blob(256), None, TrainConfig(epochs=2, **TOY), callback=always_poison,
+            guard=DivergenceGuard(max_rollbacks=2), progress=False)  # fmt: skip
+
+
+def test_guard_options_are_validated():
+    with pytest.raises(ValueError, match="lr_factor"):
+        DivergenceGuard(lr_factor=0.0)
+    with pytest.raises(ValueError, match="max_score_gap"):
+        DivergenceGuard(max_score_gap=-1.0)
+    assert DivergenceGuard(enabled=False).problem({"loss": math.nan}) is None
+
+
+def test_same_seed_same_history_on_cpu(blob):
+    runs = [fit(toy_model(), blob(256), blob(64, seed=1), TrainConfig(epochs=2, **TOY),
+                progress=False).to_dict() for _ in range(2)]  # fmt: skip
+    for key in runs[0]:
+        if key != "seconds":
+            assert runs[0][key] == runs[1][key], key
+
+
+def test_fit_rejects_data_outside_the_value_range_and_nan(blob):
+    with pytest.raises(ValueError, match=r"train_data has values in \[-1.6.*value_range"):
+        fit(toy_model(), blob(128) * 10 - 3, config=TrainConfig(**TOY), progress=False)
+    nan_data = blob(128)
+    nan_data[3, 0] = float("nan")
+    with pytest.raises(ValueError, match="train_data contains NaN"):
+        fit(toy_model(), nan_data, config=TrainConfig(**TOY), progress=False)
+    with pytest.raises(ValueError, match="val_data examples have shape"):
+        fit(toy_model(), blob(128), torch.zeros(8, 3), TrainConfig(**TOY), progress=False)
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        fit(toy_model(), blob(128), checkpoint_every=0, progress=False)
+
+
+def test_resume_from_a_corrupt_checkpoint_names_the_file(blob, tmp_path):
+    (tmp_path / "last.pt").write_bytes(b"\x00" * 100)
+    with pytest.raises(ValueError, match="last.pt"):
+        fit(toy_model(), blob(128), None, TrainConfig(**TOY), checkpoint_dir=tmp_path,
+            progress=False)  # fmt: skip
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    values=st.fixed_dictionaries(
+        {},
+        optional={
+            "batch_size": st.integers(-3, 300) | st.floats(-1, 10) | st.booleans(),
+            "lr": st.floats(allow_nan=True, allow_infinity=True),
+            "alpha": st.floats(-1, 1),
+            "beta1": st.floats(-0.5, 1.5),
+            "reinit_prob": st.floats(-0.5, 1.5),
+            "mcmc_steps": st.integers(-2, 100) | st.text(max_size=3),
+            "value_range": st.tuples(st.floats(-2, 2), st.floats(-2, 2)),
+            "grad_clip": st.none() | st.floats(-1, 1),
+            "precision": st.sampled_from(["auto", "fp32", "bf16", "fp16", ""]),
+        },
+    )
+)
+def test_config_is_either_valid_or_rejected_with_value_error(values):
+    try:
+        config = TrainConfig(**values)
+    except ValueError as err:
+        assert str(err).startswith("invalid TrainConfig: ")
+        return
+    assert config.batch_size >= 1 and config.lr > 0 and 0 <= config.reinit_prob <= 1
+    assert config.value_range[0] < config.value_range[1]
+    assert TrainConfig.from_dict(config.to_dict()) == config
