@@ -66,6 +66,7 @@ class TrainConfig:
     precision: str = "auto"  # "auto" | "fp32" | "bf16" for the MCMC forward passes
     channels_last: bool = True
     compile: bool = False
+    cuda_graph: bool = False
 
     def __post_init__(self) -> None:
         self.value_range = tuple(float(v) for v in self.value_range)  # type: ignore[assignment]
@@ -127,7 +128,7 @@ class TrainConfig:
             )
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        for name in ("channels_last", "compile"):
+        for name in ("channels_last", "compile", "cuda_graph"):
             if not isinstance(getattr(self, name), bool):
                 problems.append(f"{name} must be True or False, got {getattr(self, name)!r}")
         if problems:
@@ -262,6 +263,7 @@ def training_step(
         precision=config.precision,
         channels_last=config.channels_last,
         compile=config.compile,
+        cuda_graph=config.cuda_graph,
     )
     # one forward pass for both, as in the tutorial
     real_score, fake_score = model(torch.cat([real, fake])).chunk(2)

@@ -307,3 +307,25 @@ def test_bad_sampler_options_always_raise_value_error(steps, step_size):
         langevin(model, x, steps=steps)
     with pytest.raises(ValueError):
         langevin(model, x, steps=1, step_size=step_size)
+
+
+def test_cuda_graph_switch_is_ignored_off_cuda():
+    model = CNNEnergy()
+    x = torch.rand(4, 1, 28, 28) * 2 - 1
+    runs = [
+        langevin(model, x, steps=3, cuda_graph=flag, generator=torch.Generator().manual_seed(0))
+        for flag in (True, False)
+    ]
+    torch.testing.assert_close(runs[0], runs[1], rtol=0, atol=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (benchmarks/gpu.sh)")
+def test_cuda_graph_chains_match_eager_chains_on_gpu():
+    model = CNNEnergy().cuda()
+    x = torch.rand(64, 1, 28, 28, device="cuda") * 2 - 1
+
+    def run(flag):
+        gen = torch.Generator(device="cuda").manual_seed(0)
+        return langevin(model, x, steps=20, precision="fp32", cuda_graph=flag, generator=gen)
+
+    torch.testing.assert_close(run(True), run(False), rtol=0, atol=1e-4)
