@@ -134,6 +134,19 @@ def _device(name: str | None):
     return chosen
 
 
+def _log_every(n: int):
+    """A fit callback that prints a line every ``n`` iterations (for logs without bars)."""
+    import time
+
+    started = time.perf_counter()
+
+    def log(step: int, _model: object) -> None:
+        if step % n == 0:
+            print(f"iteration {step}: {time.perf_counter() - started:.0f} s", flush=True)
+
+    return log
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     config = _load_config(args)
     import torch
@@ -174,6 +187,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=device,
         progress=not args.no_progress,
         tensorboard_dir=args.out / "tensorboard" if args.tensorboard else None,
+        callback=_log_every(200) if args.no_progress else None,
     )
     (args.out / "history.json").write_text(json.dumps(history.to_dict(), indent=2))
     print(f"done: {len(history)} epochs; checkpoints in {args.out}")
