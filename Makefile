@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 LINTED := $(wildcard ebm_course tests benchmarks tools)
 
-.PHONY: help venv test lint lab book clean
+.PHONY: help venv test lint lab book clean bench
 
 help:
 	@echo "make test   create .venv, install, run ruff and the tests (incl. notebooks)"
@@ -28,6 +28,9 @@ lint: $(VENV)/.installed-test
 
 test: lint
 	$(PY) -m pytest
+
+bench: $(VENV)/.installed-test
+	$(PY) benchmarks/bench.py
 
 lab: $(VENV)/.installed-lab $(VENV)/.installed-test
 	$(VENV)/bin/jupyter lab notebooks/
