@@ -43,9 +43,9 @@ _EXPORTS = {
     "plot_history": "plots",
     "plot_score_histograms": "plots",
 }
-_SUBMODULES = {"models", "sampling", "training", "data", "plots"}
+_SUBMODULES = {"models", "sampling", "training", "data", "plots", "metrics", "classifier", "checkpoint", "pretrained", "toy"}
 
-__all__ = ["device", "__version__", *_EXPORTS]
+__all__ = ["device", "quick", "__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     # ruff: noqa: F401 (re-exported names)
@@ -56,6 +56,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .plots import image_grid, plot_history, plot_score_histograms, plot_trajectory
     from .sampling import ReplayBuffer, langevin, uniform_noise
     from .training import History, TrainConfig, fit
+
+
+def quick() -> bool:
+    """True when ``EBM_COURSE_QUICK=1``: lessons shrink their runs (used by CI's nbval pass)."""
+    import os
+
+    return os.environ.get("EBM_COURSE_QUICK", "") not in ("", "0")
 
 
 def device() -> torch.device:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m ebm_course {train,sample} ...``.
+"""Command line: ``python -m ebm_course {train,sample,evaluate} ...``.
 
 Bad flags and missing files print a clear message and exit with code 2. The core
 modules never import this one.
@@ -85,13 +85,57 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(train)
 
     sample = commands.add_parser("sample", help="generate images from a checkpoint")
-    sample.add_argument("checkpoint", type=Path)
+    sample.add_argument("checkpoint", help="a checkpoint file, or 'pretrained'")
     sample.add_argument("--n", type=int, default=64, help="number of images (default 64)")
     sample.add_argument("--steps", type=int, default=256, help="Langevin steps (default 256)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--out", type=Path, default=Path("samples.png"))
     sample.add_argument("--device")
+    evaluate = commands.add_parser(
+        "evaluate", help="OOD AUROCs and sample quality of one or more checkpoints"
+    )
+    evaluate.add_argument(
+        "checkpoints", nargs="+", help="checkpoint files, or 'pretrained' for the shipped model"
+    )
+    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    evaluate.add_argument("--n-samples", type=int, default=1000, help="generated images")
+    evaluate.add_argument("--steps", type=int, default=256, help="Langevin steps per sample")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--data-root", type=Path, help="datasets folder (default PATH_DATASETS)")
+    evaluate.add_argument("--device")
     return parser
+
+
+def _load_model(spec: str, device):
+    from .models import load_energy
+
+    try:
+        if spec == "pretrained":
+            from .pretrained import load
+
+            return load("mnist", map_location=device)
+        return load_energy(spec, map_location=device)
+    except (FileNotFoundError, ValueError) as err:
+        raise CLIError(str(err)) from err
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.n_samples < 2 or args.steps < 1:
+        raise CLIError(f"--n-samples must be >= 2 and --steps >= 1, got {args.n_samples}, "
+                       f"{args.steps}")  # fmt: skip
+    from .metrics import evaluate, format_table
+
+    device = _device(args.device)
+    models = {spec: _load_model(spec, device) for spec in args.checkpoints}
+    results = {}
+    for spec, model in models.items():
+        try:
+            results[spec] = evaluate(model, n_samples=args.n_samples, steps=args.steps,
+                                     seed=args.seed, data_root=args.data_root)  # fmt: skip
+        except FileNotFoundError as err:
+            raise CLIError(f"{err} (set PATH_DATASETS or --data-root)") from err
+    print(json.dumps(results, indent=2) if args.json else format_table(results))
+    return 0
 
 
 def _load_config(args: argparse.Namespace):
@@ -202,15 +246,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     import torch
 
-    from .models import load_energy
     from .plots import image_grid
     from .sampling import langevin, uniform_noise
 
     device = _device(args.device)
-    try:
-        model = load_energy(args.checkpoint, map_location=device)
-    except (FileNotFoundError, ValueError) as err:
-        raise CLIError(str(err)) from err
+    model = _load_model(str(args.checkpoint), device)
     gen = torch.Generator(device=device).manual_seed(args.seed)
     start = uniform_noise((args.n, 1, 28, 28), device=device, generator=gen)
     samples = langevin(model, start, steps=args.steps, generator=gen)
@@ -224,7 +264,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with code 2 on bad flags
-    handler = {"train": cmd_train, "sample": cmd_sample}[args.command]
+    handler = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate}[args.command]
     try:
         return handler(args)
     except CLIError as err:

@@ -1,0 +1,84 @@
+"""Package a finished training run as the shipped pretrained model, with its model card.
+
+    python tools/ship_pretrained.py RUN_DIR [--checkpoint best|last] [--tutorial CKPT]
+
+Reads RUN_DIR/{best,last}.pt, config.json and history.json (written by
+``python -m ebm_course train --out RUN_DIR``), evaluates the model side by side with the
+original tutorial's checkpoint (fixed seeds, the full ``ebm_course.metrics.evaluate``), and
+writes ``ebm_course/pretrained/mnist.pt`` (a state dict) and ``mnist.json`` (the card).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from ebm_course.checkpoint import load_checkpoint, save_atomic
+from ebm_course.metrics import evaluate, format_table
+from ebm_course.models import cnn_from_state_dict, load_tutorial_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "ebm_course" / "pretrained"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path)
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    parser.add_argument(
+        "--tutorial", type=Path, default=REPO.parent / "shared/anchors/seed_tutorial/MNIST.ckpt"
+    )
+    parser.add_argument("--command", default="", help="the exact training command, for the card")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    checkpoint = load_checkpoint(args.run / f"{args.checkpoint}.pt", required=("model",))
+    model = cnn_from_state_dict(checkpoint["model"]).eval()
+    history = json.loads((args.run / "history.json").read_text())
+    config = json.loads((args.run / "config.json").read_text())
+    log = args.run.parent / f"{args.run.name}.log"
+    started = time.perf_counter()
+    results = {"shipped": evaluate(model)}
+    if args.tutorial.is_file():
+        results["tutorial (original checkpoint)"] = evaluate(
+            load_tutorial_checkpoint(args.tutorial)
+        )
+    table = format_table(results)
+    print(table)
+    iters = len(history["epoch"]) and (10_000 // config["batch_size"])
+    card = {
+        "name": "mnist",
+        "model": "ebm_course.models.CNNEnergy",
+        "hidden_features": int(checkpoint["model"]["cnn_layers.0.weight"].shape[0] * 2),
+        "output": "score f(x) = -E(x), shape [B]; images [B, 1, 28, 28] in [-1, 1]",
+        "checkpoint": f"{args.checkpoint}.pt, epoch {checkpoint.get('epoch')}",
+        "command": args.command,
+        "config": config,
+        "data": "MNIST train: the 10,000 offline images (first 10,000 of the 60,000, shuffled); "
+        "validation: the real 10,000 MNIST test images. MNIST by LeCun & Cortes, CC BY-SA 3.0.",
+        "epochs": len(history["epoch"]),
+        "iterations": len(history["epoch"]) * iters,
+        "train_seconds": round(sum(history["seconds"]), 1),
+        "device": "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "history": history,
+        "metrics": results,
+        "metrics_table": table,
+        "evaluation_seconds": round(time.perf_counter() - started, 1),
+        "log": log.name if log.exists() else None,
+    }
+    OUT.mkdir(exist_ok=True)
+    save_atomic(model.state_dict(), OUT / "mnist.pt")
+    (OUT / "mnist.json").write_text(json.dumps(card, indent=2) + "\n")
+    print(f"wrote {OUT / 'mnist.pt'} and {OUT / 'mnist.json'}")
+
+
+if __name__ == "__main__":
+    main()
