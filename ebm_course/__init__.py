@@ -43,7 +43,18 @@ _EXPORTS = {
     "plot_history": "plots",
     "plot_score_histograms": "plots",
 }
-_SUBMODULES = {"models", "sampling", "training", "data", "plots", "metrics", "classifier", "checkpoint", "pretrained", "toy"}
+_SUBMODULES = {
+    "models",
+    "sampling",
+    "training",
+    "data",
+    "plots",
+    "metrics",
+    "classifier",
+    "checkpoint",
+    "pretrained",
+    "toy",
+}
 
 __all__ = ["device", "quick", "__version__", *_EXPORTS]
 
