@@ -26,8 +26,14 @@ lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check $(LINTED)
 	$(VENV)/bin/ruff format --check $(LINTED)
 
+NOTEBOOKS := $(wildcard notebooks/*.ipynb)
+NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
+
 test: lint
 	$(PY) -m pytest
+ifneq ($(NOTEBOOKS),)
+	EBM_COURSE_QUICK=1 $(PY) -m pytest -p no:cacheprovider $(NBVAL) $(NOTEBOOKS)
+endif
 
 bench: $(VENV)/.installed-test
 	$(PY) benchmarks/bench.py
