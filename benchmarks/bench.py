@@ -187,6 +187,18 @@ def count_flops() -> dict[str, float]:
     }
 
 
+def matmul_ceiling(device: torch.device, size: int = 2048) -> dict[str, float]:
+    """GFLOP/s of a large square matmul in fp32 and bf16: what this device's cores can do
+    at best, to bound the speed-up any implementation of the (much smaller) CNN could get."""
+    rates = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
+        best = min(timed(lambda a=a, b=b: a @ b, device) for _ in range(5))
+        rates[name] = 2 * size**3 / best / 1e9
+    return rates
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -604,6 +616,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"({MCMC_STEPS} x {BATCH} MCMC image-steps + {flops['flops_parameter_update'] / 1e9:.2f}"
         f" GFLOP for the parameter update); {gen_flops / 1e9:.2f} GFLOP per generation."
     )
+    ceiling = matmul_ceiling(device)
+    best_time = it_flops / (ceiling["bf16"] * 1e9)
+    ref_time = statistics.median(train["reference"])
+    print(
+        f"Ceiling: a 2048 x 2048 matmul runs at {ceiling['fp32']:.0f} GFLOP/s (fp32) and "
+        f"{ceiling['bf16']:.0f} GFLOP/s (bf16) here. Even at the bf16 rate, one training "
+        f"iteration ({it_flops / 1e9:.1f} GFLOP) needs >= {best_time:.3f} s, so no "
+        f"implementation can beat the reference ({ref_time:.3f} s) by more than "
+        f"{ref_time / best_time:.1f}x on this device; small convolutions reach far less."
+    )
     spread = {
         name: max(v) / min(v)
         for name, v in {**train, **{f"gen_{k}": v for k, v in gen.items()}}.items()
@@ -624,6 +646,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": facts,
         "config": config,
         "flops": flops,
+        "matmul_ceiling_gflops": ceiling,
         "memory_method": MEMORY_METHOD[device.type],
         "times_s": {
             "training_iteration": train,
