@@ -41,7 +41,11 @@ bench: $(VENV)/.installed-test
 lab: $(VENV)/.installed-lab $(VENV)/.installed-test
 	$(VENV)/bin/jupyter lab notebooks/
 
-book: $(VENV)/.installed-book
+# MathJax 3 served from the book itself (no CDN): copied from the django-static-mathjax package.
+book/_mathjax/es5/tex-mml-chtml.js: | $(VENV)/.installed-book
+	$(PY) -c "import mathjax, pathlib, shutil; src = pathlib.Path(mathjax.__file__).parent / 'static/mathjax/es5'; shutil.copytree(src, 'book/_mathjax/es5', dirs_exist_ok=True)"
+
+book: $(VENV)/.installed-book book/_mathjax/es5/tex-mml-chtml.js
 	$(VENV)/bin/jupyter-book build book/ --warningiserror --keep-going
 
 clean:
