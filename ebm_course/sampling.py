@@ -159,6 +159,7 @@ def langevin(
     channels_last: bool = True,
     compile: bool = False,
     cuda_graph: bool = False,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Run ``steps`` steps of (the tutorial's) Langevin dynamics from ``x``.
 
@@ -210,6 +211,8 @@ def langevin(
         channels_last: use NHWC layout for 4-D inputs.
         compile: ``torch.compile`` the gradient computation.
         cuda_graph: replay the gradient computation from a captured CUDA graph.
+        mask: optional boolean tensor broadcastable to ``x``: only entries where it is
+            True move (noise and gradient); the rest stay as given. For inpainting.
 
     Returns:
         The final samples ``[B, ...]`` (detached, fp32, contiguous), or with
@@ -236,6 +239,13 @@ def langevin(
                 f"x has values in [{low:.4g}, {high:.4g}], outside value_range {value_range} "
                 "(scale images to [-1, 1], or pass value_range=None for unbounded samples)"
             )
+    if mask is not None:
+        try:
+            mask = torch.broadcast_to(mask.to(device=x.device, dtype=x.dtype), x.shape)
+        except RuntimeError as err:
+            raise ValueError(
+                f"mask of shape {list(mask.shape)} does not broadcast to x {list(x.shape)}"
+            ) from err
     dtype = autocast_dtype(precision, x.device)
     gradient = _gradient_function(model, compile)
 
@@ -261,6 +271,8 @@ def langevin(
                 with torch.no_grad():
                     if noise_std > 0:
                         noise.normal_(0.0, noise_std, generator=generator)
+                        if mask is not None:
+                            noise.mul_(mask)
                         x.add_(noise)
                         if value_range is not None:
                             x.clamp_(*value_range)
@@ -282,6 +294,8 @@ def langevin(
                     if grad_clamp is not None:
                         # Bounded moves keep one bad gradient from throwing a sample far away.
                         grad.clamp_(-grad_clamp, grad_clamp)
+                    if mask is not None:
+                        grad.mul_(mask)
                     x.add_(grad, alpha=step_size)
                     if value_range is not None:
                         x.clamp_(*value_range)

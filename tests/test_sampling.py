@@ -329,3 +329,15 @@ def test_cuda_graph_chains_match_eager_chains_on_gpu():
         return langevin(model, x, steps=20, precision="fp32", cuda_graph=flag, generator=gen)
 
     torch.testing.assert_close(run(True), run(False), rtol=0, atol=1e-4)
+
+
+def test_mask_keeps_unmasked_entries_fixed():
+    model = CNNEnergy()
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+    mask = torch.zeros(1, 1, 28, 28, dtype=torch.bool)
+    mask[..., 14:, :] = True  # only the bottom half may change (inpainting)
+    out = langevin(model, x, steps=5, mask=mask)
+    assert torch.equal(out[..., :14, :], x[..., :14, :])
+    assert not torch.equal(out[..., 14:, :], x[..., 14:, :])
+    with pytest.raises(ValueError, match="does not broadcast"):
+        langevin(model, x, steps=1, mask=torch.ones(2, 2, dtype=torch.bool))
