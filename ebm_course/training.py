@@ -451,13 +451,17 @@ def _rollback(run: _Run, stable: dict[str, Any], guard: DivergenceGuard, reason:
         )
     event = {"epoch": run.progress.epoch + 1, "step": run.progress.step + 1, "reason": reason}
     events = [*run.history.events, event]
-    run.load(stable, rng=False)
+    # A copy: the optimiser adopts the snapshot's state tensors and updates them in place.
+    run.load(copy.deepcopy(stable), rng=False)
+    # The snapshot holds the learning rate of its own time: cut it once for every rollback
+    # to this same snapshot, so that repeated failures keep lowering it.
+    factor = guard.lr_factor ** (rollbacks - run.progress.rollbacks)
     run.progress.rollbacks = rollbacks
     run.history.events = events
     run.sample_gen.manual_seed(run.config.seed + 7919 * rollbacks)  # a different chain
     for group in run.optimizer.param_groups:
-        group["lr"] *= guard.lr_factor
-    run.scheduler.base_lrs = [lr * guard.lr_factor for lr in run.scheduler.base_lrs]
+        group["lr"] *= factor
+    run.scheduler.base_lrs = [lr * factor for lr in run.scheduler.base_lrs]
     event["lr"] = run.optimizer.param_groups[0]["lr"]
 
 

@@ -364,3 +364,19 @@ def test_config_is_either_valid_or_rejected_with_value_error(values):
     assert config.batch_size >= 1 and config.lr > 0 and 0 <= config.reinit_prob <= 1
     assert config.value_range[0] < config.value_range[1]
     assert TrainConfig.from_dict(config.to_dict()) == config
+
+
+def test_repeated_rollbacks_keep_lowering_the_learning_rate(blob):
+    poisoned = []
+
+    def poison_twice(step: int, net: torch.nn.Module) -> None:
+        if step == 6 and len(poisoned) < 2:  # epoch 2, twice in a row
+            poisoned.append(step)
+            with torch.no_grad():
+                net.net[0].weight.fill_(float("nan"))
+
+    history = fit(toy_model(), blob(256), None, TrainConfig(epochs=3, **TOY),
+                  callback=poison_twice, progress=False)  # fmt: skip
+    lrs = [event["lr"] for event in history.events]
+    assert lrs == pytest.approx([TOY["lr"] * 0.97 * 0.5, TOY["lr"] * 0.97 * 0.25])
+    assert history.lr[1] == pytest.approx(TOY["lr"] * 0.97 * 0.25)
