@@ -5,10 +5,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 LINTED := $(wildcard ebm_course tests benchmarks tools)
 
-.PHONY: help venv test lint lab book clean bench
+.PHONY: help venv test lint lab book browser clean bench
 
 help:
-	@echo "make test   create .venv, install, run ruff and the tests (incl. notebooks)"
+	@echo "make test   create .venv, install, run ruff and the tests (incl. notebooks),"
+	@echo "            build the book and check it in headless Chromium"
 	@echo "make book   create .venv, install, build the Jupyter Book into book/_build/html"
 	@echo "make lab    create .venv, install, start JupyterLab on notebooks/"
 
@@ -29,11 +30,18 @@ lint: $(VENV)/.installed-test
 NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 NBVAL := --nbval-lax --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg
 
-test: lint
+test: lint book browser
 	$(PY) -m pytest
 ifneq ($(NOTEBOOKS),)
 	EBM_COURSE_QUICK=1 $(PY) -m pytest -p no:cacheprovider $(NBVAL) $(NOTEBOOKS)
 endif
+	EBM_BOOK_TEST=require $(PY) -m pytest tests/test_book.py
+
+# Headless Chromium and its driver for tests/test_book.py (Debian packages; needs root, as in CI).
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		apt-get update -qq && apt-get install -y -qq chromium chromium-driver; \
+	fi
 
 bench: $(VENV)/.installed-test
 	$(PY) benchmarks/bench.py
