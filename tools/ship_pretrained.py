@@ -2,7 +2,7 @@
 
     python tools/ship_pretrained.py RUN_DIR [--checkpoint best|last] [--tutorial CKPT]
 
-Reads RUN_DIR/{best,last}.pt, config.json and history.json (written by
+Reads RUN_DIR/{best,last}.pt and config.json (written by
 ``python -m ebm_course train --out RUN_DIR``), evaluates the model side by side with the
 original tutorial's checkpoint (fixed seeds, the full ``ebm_course.metrics.evaluate``), and
 writes ``ebm_course/pretrained/mnist.pt`` (a state dict) and ``mnist.json`` (the card).
@@ -40,7 +40,8 @@ def main() -> None:
 
     checkpoint = load_checkpoint(args.run / f"{args.checkpoint}.pt", required=("model",))
     model = cnn_from_state_dict(checkpoint["model"]).eval()
-    history = json.loads((args.run / "history.json").read_text())
+    # last.pt always holds the history, also for a run stopped before its last epoch
+    history = load_checkpoint(args.run / "last.pt", required=("history",))["history"]
     config = json.loads((args.run / "config.json").read_text())
     log = args.run.parent / f"{args.run.name}.log"
     started = time.perf_counter()
