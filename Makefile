@@ -54,6 +54,7 @@ book/_mathjax/es5/tex-mml-chtml.js: | $(VENV)/.installed-book
 	$(PY) -c "import mathjax, pathlib, shutil; src = pathlib.Path(mathjax.__file__).parent / 'static/mathjax/es5'; shutil.copytree(src, 'book/_mathjax/es5', dirs_exist_ok=True)"
 
 book: $(VENV)/.installed-book book/_mathjax/es5/tex-mml-chtml.js
+	$(PY) -m ebm_course.pretrained mnist > book/model_card.md
 	$(VENV)/bin/jupyter-book build book/ --warningiserror --keep-going
 
 clean:
