@@ -53,7 +53,24 @@ lab: $(VENV)/.installed-lab $(VENV)/.installed-test
 book/_mathjax/es5/tex-mml-chtml.js: | $(VENV)/.installed-book
 	$(PY) -c "import mathjax, pathlib, shutil; src = pathlib.Path(mathjax.__file__).parent / 'static/mathjax/es5'; shutil.copytree(src, 'book/_mathjax/es5', dirs_exist_ok=True)"
 
-book: $(VENV)/.installed-book book/_mathjax/es5/tex-mml-chtml.js
+# Widget views (the lessons' sliders) rendered from the stored widget state, also offline:
+# require.js and the @jupyter-widgets/html-manager bundle, fetched from npm at build time.
+WIDGETS_JS := book/_widgets/embed-amd.js book/_widgets/require.js
+WIDGET_FONTS := book/_widgets_extra/notebooks/@jupyter-widgets/html-manager/dist
+$(WIDGETS_JS):
+	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm)
+	rm -rf book/_widgets.tmp && mkdir -p book/_widgets.tmp book/_widgets
+	cd book/_widgets.tmp && npm pack --silent @jupyter-widgets/html-manager@1.0.15 requirejs@2.3.8 >/dev/null
+	cd book/_widgets.tmp && for t in *.tgz; do tar xzf $$t && mv package $${t%.tgz}; done
+	cp book/_widgets.tmp/requirejs-2.3.8/require.js book/_widgets/
+	cp book/_widgets.tmp/jupyter-widgets-html-manager-1.0.15/dist/embed-amd.js book/_widgets/
+	@# its icon fonts are requested relative to the lesson pages (notebooks/@jupyter-widgets/...)
+	mkdir -p $(WIDGET_FONTS)
+	cd book/_widgets.tmp/jupyter-widgets-html-manager-1.0.15/dist && \
+		cp *.woff *.woff2 *.ttf *.eot *.svg $(CURDIR)/$(WIDGET_FONTS)/
+	rm -rf book/_widgets.tmp
+
+book: $(VENV)/.installed-book book/_mathjax/es5/tex-mml-chtml.js $(WIDGETS_JS)
 	$(PY) -m ebm_course.pretrained mnist > book/model_card.md
 	$(VENV)/bin/jupyter-book build book/ --warningiserror --keep-going
 

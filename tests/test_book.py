@@ -31,20 +31,21 @@ CHROMIUM = os.environ.get("EBM_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("EBM_CHROMEDRIVER", "/usr/bin/chromedriver")
 MODE = os.environ.get("EBM_BOOK_TEST", "").strip().lower()
 
-# The lessons in table-of-contents order; each one's "next" link leads to the following entry.
-LESSONS = [
-    "01_energy_based_models",
-    "02_contrastive_divergence",
-    "03_langevin_sampling",
-    "04_training_on_mnist",
-    "05_analysis",
-    "06_instability_and_applications",
-]
-NEXT = {
-    f"notebooks/{a}.html": f"notebooks/{b}.html"
-    for a, b in zip(LESSONS[:-1], LESSONS[1:], strict=True)
-}
-NEXT[f"notebooks/{LESSONS[-1]}.html"] = "api.html"
+
+def _toc_pages() -> list[str]:
+    """The book's pages in table-of-contents order, as paths without suffix."""
+    import yaml
+
+    toc = yaml.safe_load((REPO / "book" / "_toc.yml").read_text())
+    return [chapter["file"] for part in toc["parts"] for chapter in part["chapters"]]
+
+
+# The lessons in table-of-contents order; each one's "next" link leads to the following page.
+PAGES = _toc_pages()
+LESSONS = [page.removeprefix("notebooks/") for page in PAGES if page.startswith("notebooks/")]
+NEXT = {f"{a}.html": f"{b}.html" for a, b in zip(PAGES[:-1], PAGES[1:], strict=True)}
+# Lessons with an ipywidgets explorer whose stored state the book renders.
+WIDGET_LESSONS = ["01_energy_based_models", "03_langevin_sampling"]
 MATHJAX_TIMEOUT_S = 20
 
 # Console errors that are not the book's content and are accepted, each for a stated reason.
@@ -61,9 +62,6 @@ BENIGN_CONSOLE = {
 # Failed loads of off-host resources (no network here) are judged by
 # test_lesson_needs_no_network from the page itself, not by the console.
 OFFSITE_LOAD = re.compile(r"^(?!https?://127\.0\.0\.1[:/])\S+ - Failed to load resource: net::")
-
-# Widget views would load require.js and the widget manager from CDNs: book/_config.yml sets
-# nb_ipywidgets_js to {} so that no lesson page does (test_lesson_needs_no_network).
 
 CHROME_FLAGS = [
     "--headless",
@@ -236,7 +234,8 @@ def test_lesson_needs_no_network(driver, base_url, lesson):
         "  ...Array.from(document.scripts, s => s.src),"
         "  ...Array.from(document.querySelectorAll('link[rel=stylesheet]'), l => l.href),"
         "  ...Array.from(document.images, i => i.src)];"
-        "return urls.filter(u => u && !u.startsWith(location.origin + '/'));"
+        "return urls.filter(u => u && !u.startsWith(location.origin + '/')"
+        "  && !u.startsWith('data:'));"  # inline images (widget outputs) need no network
     )
     assert not offsite, f"{lesson}: resources from outside the book: {offsite}"
 
@@ -255,6 +254,7 @@ def test_screenshots_of_two_lessons(driver, base_url):
     shots = {
         "01_energy_based_models_maths.png": (LESSONS[0], "mjx-container[display='true']"),
         "03_langevin_sampling_figure.png": (LESSONS[2], "main img"),
+        "01_energy_based_models_widget.png": (LESSONS[0], ".widget-slider"),
     }
     for name, (lesson, selector) in shots.items():
         _open(driver, base_url + f"notebooks/{lesson}.html")
@@ -263,3 +263,20 @@ def test_screenshots_of_two_lessons(driver, base_url):
         path = SCREENSHOTS / name
         assert driver.save_screenshot(str(path)), f"could not save {path}"
         assert path.stat().st_size > 10_000, f"{path} looks empty"
+
+
+@pytest.mark.parametrize("lesson", WIDGET_LESSONS)
+def test_widgets_render_from_the_stored_state(driver, base_url, lesson):
+    """The explorers' sliders are drawn by the locally served widget manager (no kernel)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get_log("browser")
+    _open(driver, base_url + f"notebooks/{lesson}.html")
+    WebDriverWait(driver, 30).until(
+        lambda d: d.execute_script("return document.querySelectorAll('.widget-slider').length"),
+        message=f"{lesson}: no slider was rendered from the stored widget state",
+    )
+    n_sliders = driver.execute_script("return document.querySelectorAll('.widget-slider').length")
+    assert n_sliders >= 2
+    severe = _severe_console_entries(driver)
+    assert not severe, f"{lesson}: console errors: {severe}"
