@@ -11,6 +11,11 @@ Submodules, one idea each (imports run one way: models <- sampling <- training):
 - :mod:`ebm_course.training` ``TrainConfig``, ``History`` and ``fit``
 - :mod:`ebm_course.data`     MNIST / FashionMNIST in [-1, 1], with an offline sample
 - :mod:`ebm_course.plots`    image grids, MCMC trajectories, curves, histograms
+- :mod:`ebm_course.toy`      2-D data with known densities, grid partition functions, exact NLL
+- :mod:`ebm_course.objectives` score matching and NCE beside contrastive divergence
+- :mod:`ebm_course.jem`      joint energy models: a classifier's logits as an energy
+- :mod:`ebm_course.metrics`  OOD AUROCs and sample quality; :mod:`ebm_course.pretrained` the
+  shipped model and its card
 
 ``import ebm_course`` is cheap: the submodules (and torch) load on first use, so
 ``from ebm_course import langevin`` works as usual.
@@ -42,6 +47,9 @@ _EXPORTS = {
     "plot_trajectory": "plots",
     "plot_history": "plots",
     "plot_score_histograms": "plots",
+    "JEM": "jem",
+    "fit_jem": "jem",
+    "jem_training_step": "jem",
 }
 _SUBMODULES = {
     "models",
@@ -54,6 +62,7 @@ _SUBMODULES = {
     "checkpoint",
     "pretrained",
     "toy",
+    "jem",
 }
 
 __all__ = ["device", "quick", "__version__", *_EXPORTS]
@@ -63,6 +72,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     import torch
 
     from .data import load_dataset, load_fashion_mnist, load_mnist, to_tensors
+    from .jem import JEM, fit_jem, jem_training_step
     from .models import CNNEnergy, MLPEnergy, load_tutorial_checkpoint
     from .plots import image_grid, plot_history, plot_score_histograms, plot_trajectory
     from .sampling import ReplayBuffer, langevin, uniform_noise
