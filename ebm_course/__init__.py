@@ -47,6 +47,10 @@ _EXPORTS = {
     "plot_trajectory": "plots",
     "plot_history": "plots",
     "plot_score_histograms": "plots",
+    "denoising_score_matching": "objectives",
+    "sliced_score_matching": "objectives",
+    "noise_contrastive_estimation": "objectives",
+    "fit_objective": "objectives",
     "JEM": "jem",
     "fit_jem": "jem",
     "jem_training_step": "jem",
@@ -63,6 +67,7 @@ _SUBMODULES = {
     "pretrained",
     "toy",
     "jem",
+    "objectives",
 }
 
 __all__ = ["device", "quick", "__version__", *_EXPORTS]
@@ -74,6 +79,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .data import load_dataset, load_fashion_mnist, load_mnist, to_tensors
     from .jem import JEM, fit_jem, jem_training_step
     from .models import CNNEnergy, MLPEnergy, load_tutorial_checkpoint
+    from .objectives import (
+        denoising_score_matching,
+        fit_objective,
+        noise_contrastive_estimation,
+        sliced_score_matching,
+    )
     from .plots import image_grid, plot_history, plot_score_histograms, plot_trajectory
     from .sampling import ReplayBuffer, langevin, uniform_noise
     from .training import History, TrainConfig, fit
