@@ -72,7 +72,7 @@ $(WIDGETS_JS):
 
 book: $(VENV)/.installed-book book/_mathjax/es5/tex-mml-chtml.js $(WIDGETS_JS)
 	$(PY) -m ebm_course.pretrained mnist > book/model_card.md
-	$(VENV)/bin/jupyter-book build book/ --warningiserror --keep-going
+	$(VENV)/bin/jupyter-book build book/ --all --warningiserror --keep-going
 
 clean:
 	rm -rf book/_build .pytest_cache .ruff_cache
