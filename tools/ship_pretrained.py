@@ -34,6 +34,7 @@ def main() -> None:
         "--tutorial", type=Path, default=REPO.parent / "shared/anchors/seed_tutorial/MNIST.ckpt"
     )
     parser.add_argument("--command", default="", help="the exact training command, for the card")
+    parser.add_argument("--selection", default="", help="how the checkpoint was chosen")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -60,6 +61,7 @@ def main() -> None:
         "output": "score f(x) = -E(x), shape [B]; images [B, 1, 28, 28] in [-1, 1]",
         "checkpoint": f"{args.checkpoint}.pt, epoch {checkpoint.get('epoch')}",
         "command": args.command,
+        "selection": args.selection,
         "config": config,
         "data": "MNIST train: the 10,000 offline images (first 10,000 of the 60,000, shuffled); "
         "validation: the real 10,000 MNIST test images. MNIST by LeCun & Cortes, CC BY-SA 3.0.",

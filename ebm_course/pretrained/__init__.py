@@ -123,6 +123,7 @@ def model_card_markdown(name: str = "mnist") -> str:
         f"{card['train_seconds'] / 60:.0f} min on {card['device']} ({card['cpu']}), "
         f"torch {card['torch']}; weights from `{card['checkpoint']}`.",
         f"- **Command**: `{card['command']}`" if card.get("command") else "",
+        f"- **Checkpoint choice**: {card['selection']}" if card.get("selection") else "",
         "",
         "## Evaluation",
         "",
