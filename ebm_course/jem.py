@@ -28,7 +28,13 @@ from torch import Tensor, nn
 
 from .models import CNNEnergy
 from .sampling import ReplayBuffer
-from .training import TrainConfig, TrainingDiverged, contrastive_divergence_loss
+from .training import (
+    TrainConfig,
+    TrainingDiverged,
+    contrastive_divergence_loss,
+    draw_negatives,
+    noisy_real,
+)
 
 __all__ = [
     "DETECTORS",
@@ -195,23 +201,12 @@ def jem_training_step(
         raise ValueError(
             f"labels must have shape [{images.shape[0]}] (one per image), got {list(labels.shape)}"
         )
-    lo, hi = config.value_range
-    noise = torch.randn(images.shape, device=images.device, generator=generator)
-    batch = (images + config.input_noise * noise).clamp_(lo, hi)
+    batch = noisy_real(images, config, generator)
     generative = generative_weight > 0
     if generative:
         if buffer is None:
             raise ValueError("buffer must be a ReplayBuffer when generative_weight > 0")
-        fake = buffer.sample(
-            model,
-            batch.shape[0],
-            steps=config.mcmc_steps,
-            step_size=config.step_size,
-            noise_std=config.mcmc_noise,
-            grad_clamp=config.grad_clamp,
-            precision=config.precision,
-            channels_last=config.channels_last,
-        )
+        fake = draw_negatives(model, buffer, batch.shape[0], config)
         batch = torch.cat([batch, fake])  # one forward pass for real and fake images
     logits = model.logits(batch)
     real_logits = logits[: labels.shape[0]]

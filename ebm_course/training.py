@@ -234,6 +234,41 @@ def mean_score(model: nn.Module, images: torch.Tensor, batch_size: int = 256) ->
     return total / images.shape[0]
 
 
+def noisy_real(
+    real: torch.Tensor, config: TrainConfig, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Real images ``[B, ...]`` plus Gaussian noise of std ``config.input_noise``, clamped.
+
+    Real digits have backgrounds of exactly -1, which a sampler with noise never produces;
+    the noise removes that trivial difference between real and fake images.
+    """
+    lo, hi = config.value_range
+    noise = torch.randn(real.shape, device=real.device, generator=generator)
+    return (real + config.input_noise * noise).clamp_(lo, hi)
+
+
+def draw_negatives(
+    model: nn.Module, buffer: ReplayBuffer, n: int, config: TrainConfig
+) -> torch.Tensor:
+    """``n`` fake images from ``buffer``, refreshed by Langevin on ``model``'s score.
+
+    Uses the sampler settings of ``config`` (``mcmc_steps``, ``step_size``, ``mcmc_noise``,
+    ``grad_clamp`` and the speed switches). Returns ``[n, ...]`` in ``config.value_range``.
+    """
+    return buffer.sample(
+        model,
+        n,
+        steps=config.mcmc_steps,
+        step_size=config.step_size,
+        noise_std=config.mcmc_noise,
+        grad_clamp=config.grad_clamp,
+        precision=config.precision,
+        channels_last=config.channels_last,
+        compile=config.compile,
+        cuda_graph=config.cuda_graph,
+    )
+
+
 def training_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -249,22 +284,9 @@ def training_step(
     :func:`contrastive_divergence_loss` (with gradient-norm clipping) and returns
     the batch's ``loss, reg_loss, cdiv, real_score, fake_score`` as floats.
     """
-    lo, hi = config.value_range
-    noise = torch.randn(real.shape, device=real.device, generator=generator)
-    real = (real + config.input_noise * noise).clamp_(lo, hi)
+    real = noisy_real(real, config, generator)
     # A DDP wrapper syncs parameter gradients; the sampler needs none, so use the bare module.
-    fake = buffer.sample(
-        getattr(model, "module", model),
-        real.shape[0],
-        steps=config.mcmc_steps,
-        step_size=config.step_size,
-        noise_std=config.mcmc_noise,
-        grad_clamp=config.grad_clamp,
-        precision=config.precision,
-        channels_last=config.channels_last,
-        compile=config.compile,
-        cuda_graph=config.cuda_graph,
-    )
+    fake = draw_negatives(getattr(model, "module", model), buffer, real.shape[0], config)
     # one forward pass for both, as in the tutorial
     real_score, fake_score = model(torch.cat([real, fake])).chunk(2)
     loss, reg_loss, cdiv = contrastive_divergence_loss(real_score, fake_score, config.alpha)
