@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--tensorboard", action="store_true", help="log to OUT/tensorboard")
     train.add_argument("--no-progress", action="store_true", help="no progress bars")
     train.add_argument("--fresh", action="store_true", help="ignore OUT/last.pt, start over")
+    train.add_argument(
+        "--keep-epochs", action="store_true", help="also keep each epoch's weights in OUT/epochs/"
+    )
     _add_config_flags(train)
 
     sample = commands.add_parser("sample", help="generate images from a checkpoint")
@@ -228,6 +231,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         config,
         checkpoint_dir=args.out,
         resume=not args.fresh,
+        keep_epochs=args.keep_epochs,
         device=device,
         progress=not args.no_progress,
         tensorboard_dir=args.out / "tensorboard" if args.tensorboard else None,

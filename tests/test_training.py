@@ -141,6 +141,23 @@ def test_checkpoints_resume_to_the_same_weights(tmp_path, blob):
         assert torch.equal(a, b)
 
 
+def test_keep_epochs_keeps_the_weights_of_every_epoch(tmp_path, blob):
+    data, val = blob(256), blob(128, seed=1)
+    model = toy_model()
+    with pytest.raises(ValueError, match="keep_epochs=True needs a checkpoint_dir"):
+        fit(model, data, val, TrainConfig(epochs=1, **TOY), keep_epochs=True, progress=False)
+    fit(model, data, val, TrainConfig(epochs=2, **TOY), checkpoint_dir=tmp_path,
+        keep_epochs=True, progress=False)  # fmt: skip
+    kept = sorted(p.name for p in (tmp_path / "epochs").iterdir())
+    assert kept == ["epoch_001.pt", "epoch_002.pt"]
+    first = torch.load(tmp_path / "epochs" / "epoch_001.pt", weights_only=True)
+    last = torch.load(tmp_path / "epochs" / "epoch_002.pt", weights_only=True)
+    assert (first["epoch"], last["epoch"]) == (1, 2)
+    for name, value in model.state_dict().items():
+        assert torch.equal(last["model"][name], value)  # the last one is the final model
+    assert any(not torch.equal(first["model"][k], last["model"][k]) for k in first["model"])
+
+
 def test_resume_refuses_a_different_config(tmp_path, blob):
     data = blob(128)
     fit(
