@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--keep-epochs", action="store_true", help="also keep each epoch's weights in OUT/epochs/"
     )
+    train.add_argument(
+        "--init-from",
+        type=Path,
+        help="start from these weights (any checkpoint); ignored when OUT/last.pt resumes",
+    )
     _add_config_flags(train)
 
     sample = commands.add_parser("sample", help="generate images from a checkpoint")
@@ -224,6 +229,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     (args.out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     torch.manual_seed(config.seed)
     model = CNNEnergy(hidden_features=args.hidden_features)
+    if args.init_from is not None:
+        init = _load_model(str(args.init_from), "cpu")
+        if init.hidden_features != model.hidden_features:
+            raise CLIError(f"--init-from {args.init_from} has hidden_features "
+                           f"{init.hidden_features}, not {model.hidden_features}")  # fmt: skip
+        model.load_state_dict(init.state_dict())
+        print(f"initial weights: {args.init_from}")
     history = fit(
         model,
         images,

@@ -23,6 +23,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
         (["train", "--no-such-flag"], "unrecognized arguments"),
         (["train", "--dataset", "cifar10", "--offline"], "unknown dataset"),
         (["train", "--threads", "0"], "--threads must be >= 1"),
+        (["train", "--offline", "--init-from", "missing.pt"], "checkpoint not found: missing.pt"),
         (["sample", "missing.pt"], "checkpoint not found: missing.pt"),
         (["sample", "missing.pt", "--n", "0"], "--n and --steps must be >= 1"),
         (["fly"], "invalid choice"),
@@ -67,3 +68,29 @@ def test_train_then_resume_then_sample(tmp_path):
     result = run_cli("sample", str(out / "best.pt"), "--n", "4", "--steps", "3", "--out", str(png))
     assert result.returncode == 0, result.stderr
     assert png.stat().st_size > 1000
+
+
+def test_train_from_initial_weights_keeping_every_epoch(tmp_path):
+    import torch
+
+    from ebm_course.models import CNNEnergy
+
+    start = CNNEnergy(hidden_features=8)
+    start_file = str(tmp_path / "start.pt")
+    torch.save({"model": start.state_dict()}, start_file)
+    out = tmp_path / "run"
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"batch_size": 32, "mcmc_steps": 2, "iters_per_epoch": 1}))
+    result = run_cli("train", "--out", str(out), "--config", str(config), "--offline",
+                     "--train-limit", "64", "--no-progress", "--epochs", "2", "--keep-epochs",
+                     "--hidden-features", "8", "--init-from", start_file)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"initial weights: {start_file}" in result.stdout
+    assert sorted(p.name for p in (out / "epochs").iterdir()) == ["epoch_001.pt", "epoch_002.pt"]
+    # one iteration with a small learning rate: the weights moved, but only a little from start
+    after = torch.load(out / "epochs" / "epoch_001.pt", weights_only=True)["model"]
+    for name, value in start.state_dict().items():
+        assert (after[name] - value).abs().max() < 0.01
+    mismatch = run_cli("train", "--out", str(tmp_path / "other"), "--offline", "--no-progress",
+                       "--init-from", start_file)  # fmt: skip
+    assert mismatch.returncode == 2 and "hidden_features 8, not 32" in mismatch.stderr
