@@ -43,6 +43,7 @@ _EXPORTS = {
     "load_fashion_mnist": "data",
     "load_dataset": "data",
     "to_tensors": "data",
+    "mnist_tensors": "data",
     "image_grid": "plots",
     "plot_trajectory": "plots",
     "plot_history": "plots",
@@ -76,7 +77,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     # ruff: noqa: F401 (re-exported names)
     import torch
 
-    from .data import load_dataset, load_fashion_mnist, load_mnist, to_tensors
+    from .data import load_dataset, load_fashion_mnist, load_mnist, mnist_tensors, to_tensors
     from .jem import JEM, fit_jem, jem_training_step
     from .models import CNNEnergy, MLPEnergy, load_tutorial_checkpoint
     from .objectives import (

@@ -299,6 +299,19 @@ def load_mnist(train: bool = True, **kwargs: Any) -> Dataset:
     return _load("mnist", train, **_load_kwargs(kwargs), stacklevel=3)
 
 
+def mnist_tensors(
+    train: bool = True, limit: int | None = None, **kwargs: Any
+) -> tuple[Tensor, Tensor]:
+    """MNIST as two tensors in one call: ``to_tensors(load_mnist(train, **kwargs), limit)``.
+
+    Returns images float32 ``[N, 1, 28, 28]`` in ``[-1, 1]`` and labels int64 ``[N]`` (the
+    first ``limit`` examples; all when ``None``). Keyword arguments go to :func:`load_mnist`
+    (``root``, ``download``, ``fallback``, ``transform``): without the full set the shipped
+    2,000-image training sample stands in, with a ``UserWarning`` that says so.
+    """
+    return to_tensors(_load("mnist", train, **_load_kwargs(kwargs), stacklevel=3), limit)
+
+
 def load_fashion_mnist(train: bool = True, **kwargs: Any) -> Dataset:
     """:func:`load_dataset` for ``"fashion_mnist"``; keyword arguments are passed on.
 

@@ -27,10 +27,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .models import CNNEnergy
-from .sampling import ReplayBuffer
+from .sampling import ReplayBuffer, _check_positive_int
 from .training import (
     TrainConfig,
     TrainingDiverged,
+    _as_images,
+    _check_range,
     contrastive_divergence_loss,
     draw_negatives,
     noisy_real,
@@ -238,24 +240,11 @@ def jem_training_step(
 
 
 def _check_images(images: Tensor, config: TrainConfig) -> None:
-    if not isinstance(images, Tensor) or not images.is_floating_point() or images.dim() < 2:
-        raise ValueError(
-            f"images must be a floating-point tensor [N, ...], got "
-            f"{getattr(images, 'dtype', type(images).__name__)} "
-            f"{list(getattr(images, 'shape', []))}"
-        )
+    _check_range(_as_images(images, "images"), config.value_range, "images")
     if images.shape[0] < config.batch_size:
         raise ValueError(
             f"images holds {images.shape[0]} examples, fewer than one batch "
             f"(config.batch_size={config.batch_size})"
-        )
-    if not torch.isfinite(images).all():
-        raise ValueError("images contains NaN or Inf values")
-    low, high = images.min().item(), images.max().item()
-    if low < config.value_range[0] or high > config.value_range[1]:
-        raise ValueError(
-            f"images has values in [{low:.4g}, {high:.4g}], outside config.value_range "
-            f"{config.value_range} (scale images to [-1, 1])"
         )
 
 
@@ -300,15 +289,15 @@ def fit_jem(
 
     Raises:
         ValueError: bad images, labels or arguments (the message names which).
+        TypeError: images that are not floating-point (as for :func:`~ebm_course.training.fit`).
         TrainingDiverged: the loss became NaN or Inf.
     """
     config = config or TrainConfig()
     if not isinstance(model, JEM):
         raise ValueError(f"model must be a JEM, got {type(model).__name__}")
-    for name, value in (("iterations", iterations), ("log_every", log_every)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                  or value < 1):  # fmt: skip
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if iterations is not None:
+        _check_positive_int("iterations", iterations)
+    _check_positive_int("log_every", log_every)
     if not (isinstance(generative_weight, int | float) and math.isfinite(generative_weight)
             and generative_weight >= 0):  # fmt: skip
         raise ValueError(

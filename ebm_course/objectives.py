@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .sampling import _check_positive_int
 from .training import TrainConfig
 
 __all__ = [
@@ -59,11 +60,6 @@ def _check_batch(x: torch.Tensor, name: str = "x") -> None:
         raise ValueError(f"{name} must be a non-empty batch [B, ...] (at least 2-D), got {got}")
     if not x.is_floating_point():
         raise ValueError(f"{name} must hold floating-point values, got {x.dtype}")
-
-
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _score(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,7 @@ from ebm_course.data import (
     load_dataset,
     load_fashion_mnist,
     load_mnist,
+    mnist_tensors,
     mnist_transform,
     to_tensors,
 )
@@ -226,3 +227,11 @@ def test_import_does_not_load_torchvision():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert data.__doc__
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # the offline fallback, when no data
+def test_mnist_tensors_is_to_tensors_of_load_mnist():
+    images, labels = mnist_tensors(train=True, limit=5, download=False)
+    expected_images, expected_labels = to_tensors(load_mnist(train=True, download=False), limit=5)
+    assert images.shape == (5, 1, 28, 28) and labels.dtype == torch.int64
+    assert torch.equal(images, expected_images) and torch.equal(labels, expected_labels)

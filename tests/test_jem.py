@@ -184,11 +184,16 @@ def test_fit_jem_is_reproducible():
         (torch.zeros(16, 1, 28, 28), torch.zeros(16), "integer class indices"),
         (torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.long), "fewer than one batch"),
         (torch.full((16, 1, 28, 28), 2.0), torch.zeros(16, dtype=torch.long), "value_range"),
-        (torch.zeros(16, 1, 28, 28, dtype=torch.long), torch.zeros(16), "floating-point"),
     ],
 )
 def test_fit_jem_rejects_bad_data(images, labels, match):
     with pytest.raises(ValueError, match=match):
+        fit_jem(tiny_jem(), images, labels, TrainConfig(**TINY), iterations=1, progress=False)
+
+
+def test_fit_jem_rejects_integer_images_like_fit_does():
+    images, labels = torch.zeros(16, 1, 28, 28, dtype=torch.long), torch.zeros(16)
+    with pytest.raises(TypeError, match="floating-point"):  # the same check as training.fit
         fit_jem(tiny_jem(), images, labels, TrainConfig(**TINY), iterations=1, progress=False)
 
 
