@@ -55,9 +55,10 @@ book/_mathjax/es5/tex-mml-chtml.js: | $(VENV)/.installed-book
 
 # Widget views (the lessons' sliders) rendered from the stored widget state, also offline:
 # require.js and the @jupyter-widgets/html-manager bundle, fetched from npm at build time.
-WIDGETS_JS := book/_widgets/embed-amd.js book/_widgets/require.js
+# One stamp for the scripts and their fonts, so that they are fetched together or not at all.
+WIDGETS := book/_widgets/.fetched
 WIDGET_FONTS := book/_widgets_extra/notebooks/@jupyter-widgets/html-manager/dist
-$(WIDGETS_JS):
+$(WIDGETS):
 	@command -v npm >/dev/null || (apt-get update -qq && apt-get install -y -qq npm)
 	rm -rf book/_widgets.tmp && mkdir -p book/_widgets.tmp book/_widgets
 	cd book/_widgets.tmp && npm pack --silent @jupyter-widgets/html-manager@1.0.15 requirejs@2.3.8 >/dev/null
@@ -69,8 +70,9 @@ $(WIDGETS_JS):
 	cd book/_widgets.tmp/jupyter-widgets-html-manager-1.0.15/dist && \
 		cp *.woff *.woff2 *.ttf *.eot *.svg $(CURDIR)/$(WIDGET_FONTS)/
 	rm -rf book/_widgets.tmp
+	touch $@
 
-book: $(VENV)/.installed-book book/_mathjax/es5/tex-mml-chtml.js $(WIDGETS_JS)
+book: $(VENV)/.installed-book book/_mathjax/es5/tex-mml-chtml.js $(WIDGETS)
 	$(PY) -m ebm_course.pretrained mnist > book/model_card.md
 	$(VENV)/bin/jupyter-book build book/ --all --warningiserror --keep-going
 
