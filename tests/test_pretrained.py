@@ -45,3 +45,13 @@ def test_unknown_name_is_refused():
         pretrained.load("cifar")
     with pytest.raises(ValueError, match="available"):
         pretrained.model_card("cifar")
+
+
+def test_card_names_its_known_limitations():
+    card = pretrained.model_card("mnist")
+    assert card["limitations"], "the card lists no known limitations"
+    page = pretrained.model_card_markdown("mnist")
+    section = page.split("## Known limitations", 1)[1].split("\n## ", 1)[0]
+    assert section.count("\n- ") == len(card["limitations"])
+    # the weakest metric against the tutorial's model is named with its number
+    assert f"{card['metrics']['shipped']['auroc_gaussian_noise']:.3f}" in section

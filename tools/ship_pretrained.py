@@ -1,6 +1,7 @@
 """Package a finished training run as the shipped pretrained model, with its model card.
 
     python tools/ship_pretrained.py RUN_DIR [--checkpoint best|last] [--tutorial CKPT]
+        [--command TEXT] [--selection TEXT] [--limitation TEXT ...]
 
 Reads RUN_DIR/{best,last}.pt and config.json (written by
 ``python -m ebm_course train --out RUN_DIR``), evaluates the model side by side with the
@@ -35,6 +36,12 @@ def main() -> None:
     )
     parser.add_argument("--command", default="", help="the exact training command, for the card")
     parser.add_argument("--selection", default="", help="how the checkpoint was chosen")
+    parser.add_argument(
+        "--limitation",
+        action="append",
+        default=[],
+        help="a known weakness, for the card's 'Known limitations' (repeat for several)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -62,6 +69,7 @@ def main() -> None:
         "checkpoint": f"{args.checkpoint}.pt, epoch {checkpoint.get('epoch')}",
         "command": args.command,
         "selection": args.selection,
+        "limitations": args.limitation,
         "config": config,
         "data": "MNIST train: the 10,000 offline images (first 10,000 of the 60,000, shuffled); "
         "validation: the real 10,000 MNIST test images. MNIST by LeCun & Cortes, CC BY-SA 3.0.",

@@ -94,6 +94,13 @@ def _metrics_rows(metrics: dict[str, dict[str, Any]]) -> list[str]:
     return rows
 
 
+def _limitations(items: list[str]) -> list[str]:
+    """The card's "Known limitations" section (nothing when the card lists none)."""
+    if not items:
+        return []
+    return ["## Known limitations", "", *(f"- {item}" for item in items), ""]
+
+
 def model_card_markdown(name: str = "mnist") -> str:
     """The model card of ``name`` as a Markdown page (the book's model-card page).
 
@@ -134,6 +141,7 @@ def model_card_markdown(name: str = "mnist") -> str:
         "",
         *_metrics_rows(card["metrics"]),
         "",
+        *_limitations(card.get("limitations", [])),
         "## Training configuration",
         "",
         "| field | value |",
