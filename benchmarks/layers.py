@@ -133,7 +133,7 @@ def main() -> None:
                 t = ms[(name, v, part)]
                 conv_total[v] += t
                 cells.append(f"{t:.3f} ms ({flop / t / 1e6:.0f} GFLOP/s)")
-        print(f"| {name} | {flop / 1e6:.0f} | " + " | ".join(cells) + " |")
+        print(f"| {name} | {flop / 1e6:.1f} | " + " | ".join(cells) + " |")
     for v in VARIANTS:
         step = ms[("whole step", v, "")]
         print(
