@@ -216,7 +216,9 @@ def jem_training_step(
     real_score = real_logits.logsumexp(dim=1)
     if generative:
         fake_score = logits[labels.shape[0] :].logsumexp(dim=1)
-        cd_loss, reg_loss, cdiv = contrastive_divergence_loss(real_score, fake_score, config.alpha)
+        cd_loss, reg_loss, cdiv = contrastive_divergence_loss(
+            real_score, fake_score, config.alpha, config.flatness
+        )
         loss = ce + generative_weight * cd_loss
     else:  # report NaN for what was not computed
         fake_score = reg_loss = cdiv = torch.tensor(math.nan)

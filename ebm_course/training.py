@@ -44,6 +44,7 @@ class TrainConfig:
 
     batch_size: int = 128
     alpha: float = 0.1  # weight of the score regulariser
+    flatness: float = 0.0  # weight of Var(f(real)) in the loss; 0 is the tutorial's loss
     lr: float = 1e-4
     beta1: float = 0.0
     beta2: float = 0.999
@@ -109,6 +110,7 @@ class TrainConfig:
             positive_int(name)
         positive_int("iters_per_epoch", allow_none=True)
         number("alpha", 0.0)
+        number("flatness", 0.0)
         number("lr", 0.0, open_low=True)
         number("beta1", 0.0, 1.0)
         number("beta2", 0.0, 1.0)
@@ -211,14 +213,26 @@ def _check_range(images: torch.Tensor, value_range: tuple[float, float], what: s
 
 
 def contrastive_divergence_loss(
-    real_score: torch.Tensor, fake_score: torch.Tensor, alpha: float
+    real_score: torch.Tensor, fake_score: torch.Tensor, alpha: float, flatness: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The tutorial's loss from scores ``f = -E``: returns ``(loss, reg_loss, cdiv)``.
 
     ``cdiv = mean f(fake) - mean f(real)`` pushes real scores up and fake scores
     down; ``reg_loss = alpha * mean(f(real)^2 + f(fake)^2)`` keeps both near zero.
+
+    With ``flatness > 0``, ``reg_loss`` also holds ``flatness * Var(f(real))`` (the
+    unbiased variance over the batch): it asks all real images to score alike, i.e. the
+    data to sit on a plateau of the score. Why one would want that: a score that
+    differs a lot *between* real digits (say ones high, twos low) lets a corrupted
+    high-scoring digit outrank a clean low-scoring one, which is what out-of-distribution
+    detection by the score counts against the model. The price: contrastive divergence
+    corrects a short-run sampler's bias (classes its chains rarely reach) by raising
+    those classes' scores, and a flat score forbids that, so class coverage of samples
+    from noise gets worse. ``flatness=0`` (default) is the tutorial's loss.
     """
     reg_loss = alpha * (real_score.pow(2) + fake_score.pow(2)).mean()
+    if flatness:
+        reg_loss = reg_loss + flatness * real_score.var()
     cdiv = fake_score.mean() - real_score.mean()
     return reg_loss + cdiv, reg_loss, cdiv
 
@@ -289,7 +303,9 @@ def training_step(
     fake = draw_negatives(getattr(model, "module", model), buffer, real.shape[0], config)
     # one forward pass for both, as in the tutorial
     real_score, fake_score = model(torch.cat([real, fake])).chunk(2)
-    loss, reg_loss, cdiv = contrastive_divergence_loss(real_score, fake_score, config.alpha)
+    loss, reg_loss, cdiv = contrastive_divergence_loss(
+        real_score, fake_score, config.alpha, config.flatness
+    )
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if config.grad_clip is not None:

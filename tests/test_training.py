@@ -61,6 +61,7 @@ def test_tutorial_defaults():
         ("lr", 0.0),
         ("lr", float("nan")),
         ("alpha", -0.1),
+        ("flatness", -1.0),
         ("beta1", 1.5),
         ("lr_gamma", 0.0),
         ("grad_clip", -1.0),
@@ -91,6 +92,33 @@ def test_loss_signs():
     assert cdiv.item() == pytest.approx(-3.0)  # fake mean -2 minus real mean 1
     assert reg.item() == pytest.approx(0.1 * (1 + 1 + 1 + 9) / 2)
     assert loss.item() == pytest.approx(reg.item() + cdiv.item())
+
+
+def test_flatness_adds_the_variance_of_the_real_scores():
+    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([-1.0, -3.0])
+    base, base_reg, cdiv = contrastive_divergence_loss(real, fake, alpha=0.1)
+    loss, reg, cdiv_flat = contrastive_divergence_loss(real, fake, alpha=0.1, flatness=0.5)
+    assert reg.item() == pytest.approx(base_reg.item() + 0.5 * 2.0)  # unbiased Var([1, 3]) = 2
+    assert loss.item() == pytest.approx(base.item() + 1.0)
+    assert cdiv_flat.item() == cdiv.item()
+
+
+def test_flatness_makes_the_real_scores_more_alike():
+    # Two blobs, one tight and one wide: a density model scores the tight one higher.
+    torch.manual_seed(0)
+    tight = torch.randn(512, 2) * 0.05 + torch.tensor([-0.5, 0.0])
+    wide = torch.randn(512, 2) * 0.2 + torch.tensor([0.5, 0.0])
+    data = torch.cat([tight, wide]).clamp(-1, 1)
+    spread = {}
+    sampler = dict(mcmc_steps=40, step_size=0.01, mcmc_noise=0.02)  # chains that mix here
+    for flatness in (0.0, 5.0):
+        model = toy_model()
+        config = TrainConfig(**{**TOY, **sampler}, epochs=8, iters_per_epoch=50, flatness=flatness)
+        fit(model, data, None, config, progress=False)
+        with torch.no_grad():
+            spread[flatness] = (model(tight).mean() - model(wide).mean()).item()
+    assert spread[0.0] > 0.08  # without it, the tight blob scores clearly higher (0.12)
+    assert abs(spread[5.0]) < 0.6 * spread[0.0]  # with it, much less (0.05)
 
 
 def test_a_few_epochs_on_a_toy_lower_the_validation_contrastive_divergence(blob):
