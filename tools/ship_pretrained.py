@@ -1,7 +1,7 @@
 """Package a finished training run as the shipped pretrained model, with its model card.
 
     python tools/ship_pretrained.py RUN_DIR [--checkpoint best|last] [--tutorial CKPT]
-        [--command TEXT] [--selection TEXT] [--limitation TEXT ...]
+        [--command TEXT] [--selection TEXT] [--limitation TEXT ...] [--checkpoint-label TEXT]
 
 Reads RUN_DIR/{best,last}.pt and config.json (written by
 ``python -m ebm_course train --out RUN_DIR``), evaluates the model side by side with the
@@ -35,6 +35,11 @@ def main() -> None:
         "--tutorial", type=Path, default=REPO.parent / "shared/anchors/seed_tutorial/MNIST.ckpt"
     )
     parser.add_argument("--command", default="", help="the exact training command, for the card")
+    parser.add_argument(
+        "--checkpoint-label",
+        default="",
+        help="what the card names as the weights' origin (default: RUN_DIR's file and epoch)",
+    )
     parser.add_argument("--selection", default="", help="how the checkpoint was chosen")
     parser.add_argument(
         "--limitation",
@@ -66,7 +71,8 @@ def main() -> None:
         "model": "ebm_course.models.CNNEnergy",
         "hidden_features": int(checkpoint["model"]["cnn_layers.0.weight"].shape[0] * 2),
         "output": "score f(x) = -E(x), shape [B]; images [B, 1, 28, 28] in [-1, 1]",
-        "checkpoint": f"{args.checkpoint}.pt, epoch {checkpoint.get('epoch')}",
+        "checkpoint": args.checkpoint_label
+        or f"{args.checkpoint}.pt, epoch {checkpoint.get('epoch')}",
         "command": args.command,
         "selection": args.selection,
         "limitations": args.limitation,
