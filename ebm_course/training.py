@@ -133,6 +133,9 @@ class TrainConfig:
         for name in ("channels_last", "compile", "cuda_graph"):
             if not isinstance(getattr(self, name), bool):
                 problems.append(f"{name} must be True or False, got {getattr(self, name)!r}")
+        flat = isinstance(self.flatness, int | float) and self.flatness > 0
+        if flat and isinstance(self.batch_size, int) and self.batch_size < 2:
+            problems.append("flatness > 0 needs batch_size >= 2 (a variance over the batch)")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
 

@@ -103,6 +103,12 @@ def test_flatness_adds_the_variance_of_the_real_scores():
     assert cdiv_flat.item() == cdiv.item()
 
 
+def test_flatness_needs_a_batch_to_take_a_variance_over():
+    with pytest.raises(ValueError, match="flatness > 0 needs batch_size >= 2"):
+        TrainConfig(flatness=1.0, batch_size=1)
+    assert TrainConfig(flatness=0.0, batch_size=1).batch_size == 1
+
+
 def test_flatness_makes_the_real_scores_more_alike():
     # Two blobs, one tight and one wide: a density model scores the tight one higher.
     torch.manual_seed(0)
