@@ -18,6 +18,13 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/bench.py --quick    # smoke test, under a minute
     .venv/bin/python benchmarks/bench.py --device cuda --epoch --json out/gpu.json
 
+``--quick`` is a smoke test, not a measurement of the tutorial's setting: 1 warm-up and 2
+timed rounds (instead of 2 and 9), 1 first-samples round (instead of 3), and smaller sizes
+(``QUICK`` below): batch 16 instead of 128, generation of 16 images x 64 steps instead of
+64 x 256, first samples of 16 images x 64 steps instead of 256, a 512 x 512 matmul for the
+ceiling instead of 2048 x 2048. The 60 MCMC steps of a training iteration stay (the
+reference's ``training_step`` fixes them).
+
 See ``benchmarks/README.md`` for what each number means.
 """
 
@@ -37,32 +44,58 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 import torch
 
 import ebm_course
-from ebm_course.data import load_mnist, to_tensors
-from ebm_course.models import CNNEnergy
-from ebm_course.sampling import ReplayBuffer, autocast_dtype, langevin, score_gradient
-from ebm_course.training import TrainConfig, training_step
+from ebm_course import (
+    CNNEnergy,
+    ReplayBuffer,
+    SamplerSpeed,
+    TrainConfig,
+    langevin,
+    load_mnist,
+    to_tensors,
+    uniform_noise,
+)
+from ebm_course.speed import autocast_dtype
+from ebm_course.training import training_step
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
-BATCH = 128  # the tutorial's batch size
-MCMC_STEPS = 60  # Langevin steps per training iteration (the tutorial's)
-GEN_IMAGES, GEN_STEPS = 64, 256  # generation from uniform noise
-FIRST_IMAGES, FIRST_STEPS = 16, 256  # "first samples" in a fresh process
+MCMC_STEPS = 60  # Langevin steps per training iteration (the tutorial's; the reference fixes it)
 EPOCH_ITERS = 468  # 60,000 // 128: one tutorial epoch (drop_last)
 SHAPE = (1, 28, 28)
 IMPLS = ("reference", "ours", "ours_fp32")
 COLUMNS = {"reference": "reference", "ours": "ours (fast default)", "ours_fp32": "ours (fp32)"}
+# the "ours (fp32)" column: every speed switch off, the same arithmetic as the reference
+FP32 = SamplerSpeed(precision="fp32", channels_last=False, compile=False, cuda_graph=False)
 
 
-def _load_reference():
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each measurement does; the defaults are the tutorial's setting."""
+
+    batch: int = 128  # the tutorial's batch size
+    gen_images: int = 64  # generation from uniform noise (the tutorial's GenerateCallback)
+    gen_steps: int = 256
+    first_images: int = 16  # "first samples" in a fresh process
+    first_steps: int = 256
+    matmul: int = 2048  # side of the square matmul that measures the ceiling
+
+
+FULL = Sizes()
+QUICK = Sizes(batch=16, gen_images=16, gen_steps=64, first_steps=64, matmul=512)
+
+
+def load_reference() -> ModuleType:
+    """``reference_tutorial.py`` beside this file, imported without touching ``sys.path``."""
     spec = importlib.util.spec_from_file_location(
         "reference_tutorial", HERE / "reference_tutorial.py"
     )
@@ -71,10 +104,10 @@ def _load_reference():
     return module
 
 
-ref = _load_reference()
+ref = load_reference()
 
 
-# ----------------------------------------------------------------------------- helpers
+# ----------------------------------------------------------------------------- timing
 
 
 def sync(device: torch.device) -> None:
@@ -83,6 +116,7 @@ def sync(device: torch.device) -> None:
 
 
 def timed(fn: Callable[[], Any], device: torch.device) -> float:
+    """Wall time of one call of ``fn``, with the device's queued work inside the interval."""
     sync(device)
     start = time.perf_counter()
     fn()
@@ -109,7 +143,10 @@ def paired_speedup(ref_times: list[float], our_times: list[float]) -> float:
     return statistics.median(r / o for r, o in zip(ref_times, our_times, strict=True))
 
 
-def _cpu_peak_bytes(fn: Callable[[], Any]) -> int:
+# ----------------------------------------------------------------------------- memory
+
+
+def cpu_peak_bytes(fn: Callable[[], Any]) -> int:
     """Peak bytes of CPU tensor memory allocated during ``fn`` and live at the same time.
 
     From the memory events of ``torch.profiler`` (``profile_memory=True``): the running sum of
@@ -148,7 +185,7 @@ def peak_memory(fn: Callable[[], Any], device: torch.device) -> int:
         fn()
         sync(device)
         return torch.cuda.max_memory_allocated(device) - before
-    return _cpu_peak_bytes(fn)
+    return cpu_peak_bytes(fn)
 
 
 MEMORY_METHOD = {
@@ -159,7 +196,10 @@ MEMORY_METHOD = {
 }
 
 
-def count_flops() -> dict[str, float]:
+# ----------------------------------------------------------------------------- FLOPs, machine
+
+
+def count_flops(sizes: Sizes) -> dict[str, float]:
     """FLOPs (2 per multiply-add, convolutions and matmuls only) via FlopCounterMode."""
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -173,7 +213,7 @@ def count_flops() -> dict[str, float]:
         model(x).sum().backward()
     mcmc_step = counter.get_total_flops()
     model.requires_grad_(True)
-    batch = torch.zeros(2 * BATCH, *SHAPE)
+    batch = torch.zeros(2 * sizes.batch, *SHAPE)
     with FlopCounterMode(display=False) as counter:
         score = model(batch)
         (0.1 * score.pow(2).mean() + score.mean()).backward()
@@ -182,8 +222,8 @@ def count_flops() -> dict[str, float]:
         "macs_per_image_forward": forward / 2,
         "flops_per_image_mcmc_step": mcmc_step,
         "flops_parameter_update": update,
-        "flops_per_training_iteration": MCMC_STEPS * BATCH * mcmc_step + update,
-        "flops_per_generation": GEN_STEPS * GEN_IMAGES * mcmc_step,
+        "flops_per_training_iteration": MCMC_STEPS * sizes.batch * mcmc_step + update,
+        "flops_per_generation": sizes.gen_steps * sizes.gen_images * mcmc_step,
     }
 
 
@@ -210,6 +250,7 @@ def cpu_name() -> str:
 
 
 def machine_facts(device: torch.device) -> dict[str, Any]:
+    """Versions, processor, threads and what ``precision="auto"`` picks on ``device``."""
     facts: dict[str, Any] = {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -249,51 +290,59 @@ def load_images() -> tuple[torch.Tensor, str]:
 # ----------------------------------------------------------------------------- the contenders
 
 
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 (the reference draws from NumPy's global RNG)
+    random.seed(seed)
+
+
 class Contenders:
     """Three identical CNNs (same initial weights), each with its optimiser and replay buffer."""
 
-    def __init__(self, images: torch.Tensor, device: torch.device, seed: int = 0) -> None:
-        torch.manual_seed(seed)
-        np.random.seed(seed)  # noqa: NPY002 (the reference draws from NumPy's global RNG)
-        random.seed(seed)
+    def __init__(
+        self, images: torch.Tensor, device: torch.device, sizes: Sizes = FULL, seed: int = 0
+    ) -> None:
+        seed_everything(seed)
         self.device = device
+        self.sizes = sizes
         self.images = images.to(device)
         self.index_gen = torch.Generator().manual_seed(seed)
 
         self.ref_model = ref.CNNModel().to(device)
         weights = self.ref_model.state_dict()
         self.ref_optimizer = ref.configure_optimizer(self.ref_model)
-        self.ref_sampler = ref.Sampler(self.ref_model, SHAPE, BATCH, device=device)
+        self.ref_sampler = ref.Sampler(self.ref_model, SHAPE, sizes.batch, device=device)
 
-        self.config = TrainConfig()
-        plain_off = {
-            k: False for k in ("compile", "cuda_graph") if hasattr(self.config, k)
-        }  # the other speed switches, off in the plain row
-        self.config_fp32 = TrainConfig(precision="fp32", channels_last=False, **plain_off)
+        # ours with TrainConfig's defaults, and with every speed switch off
+        self.configs = {"ours": TrainConfig(), "ours_fp32": TrainConfig(**dataclasses.asdict(FP32))}
         self.models: dict[str, torch.nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.buffers: dict[str, ReplayBuffer] = {}
         self.generators: dict[str, torch.Generator] = {}
-        for i, name in enumerate(("ours", "ours_fp32")):
-            model = CNNEnergy().to(device)
-            model.load_state_dict(weights)  # same keys: cnn_layers.*
-            cfg = self.config if name == "ours" else self.config_fp32
-            self.models[name] = model
-            self.optimizers[name] = torch.optim.Adam(
-                model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)
-            )
-            self.generators[name] = torch.Generator(device=device).manual_seed(seed + 1 + i)
-            self.buffers[name] = ReplayBuffer(
-                SHAPE, cfg.buffer_capacity, cfg.reinit_prob, cfg.value_range, device=device
-            )
+        for i, name in enumerate(self.configs):
+            self.add_ours(name, weights, seed + 1 + i)
         # a separate copy for the network-only floor, so that it does not train
         self.floor_model = CNNEnergy().to(device)
         self.floor_model.load_state_dict(weights)
         self.floor_model.eval()
 
+    def add_ours(self, name: str, weights: dict[str, torch.Tensor], seed: int) -> None:
+        """Our CNN for column ``name``, starting from ``weights``, with its Adam and buffer."""
+        cfg = self.configs[name]
+        model = CNNEnergy().to(self.device)
+        model.load_state_dict(weights)  # same keys: cnn_layers.*
+        self.models[name] = model
+        self.optimizers[name] = torch.optim.Adam(
+            model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2)
+        )
+        self.generators[name] = torch.Generator(device=self.device).manual_seed(seed)
+        self.buffers[name] = ReplayBuffer(
+            SHAPE, cfg.buffer_capacity, cfg.reinit_prob, cfg.value_range, device=self.device
+        )
+
     # one training iteration of each ------------------------------------------------------
     def batch(self) -> torch.Tensor:
-        index = torch.randint(len(self.images), (BATCH,), generator=self.index_gen)
+        index = torch.randint(len(self.images), (self.sizes.batch,), generator=self.index_gen)
         return self.images[index.to(self.device)]  # a fresh tensor (the reference edits it)
 
     def train_ref(self, real: torch.Tensor | None = None) -> dict[str, float]:
@@ -302,14 +351,9 @@ class Contenders:
 
     def train_ours(self, name: str, real: torch.Tensor | None = None) -> dict[str, float]:
         real = self.batch() if real is None else real
-        cfg = self.config if name == "ours" else self.config_fp32
+        model, optimizer, buffer = self.models[name], self.optimizers[name], self.buffers[name]
         return training_step(
-            self.models[name],
-            self.optimizers[name],
-            self.buffers[name],
-            real,
-            cfg,
-            self.generators[name],
+            model, optimizer, buffer, real, self.configs[name], self.generators[name]
         )
 
     def train(self, name: str, real: torch.Tensor | None = None) -> dict[str, float]:
@@ -317,35 +361,77 @@ class Contenders:
 
     # generation from noise ---------------------------------------------------------------
     def noise(self, n: int) -> torch.Tensor:
-        return torch.rand((n, *SHAPE), device=self.device) * 2 - 1
+        return uniform_noise((n, *SHAPE), device=self.device)
 
     def generate(self, name: str) -> torch.Tensor:
-        x = self.noise(GEN_IMAGES)
+        x = self.noise(self.sizes.gen_images)
+        steps = self.sizes.gen_steps
         if name == "reference":
-            return ref.Sampler.generate_samples(self.ref_model, x, steps=GEN_STEPS, step_size=10)
-        if name == "ours":
-            return langevin(self.models[name], x, steps=GEN_STEPS)
-        return langevin(
-            self.models[name], x, steps=GEN_STEPS, precision="fp32", channels_last=False
-        )
+            return ref.Sampler.generate_samples(self.ref_model, x, steps=steps, step_size=10)
+        speed = None if name == "ours" else FP32  # None: langevin's own (fast) defaults
+        return langevin(self.models[name], x, steps=steps, speed=speed)
 
-    # the network alone: MCMC_STEPS x (forward + grad wrt the input), batch 128 -------------
+    # the network alone: MCMC_STEPS x (forward + grad wrt the input), one batch -----------
     def floor(self, fast: bool) -> None:
-        dtype = autocast_dtype(self.config.precision, self.device) if fast else None
-        layout = torch.channels_last if fast and self.config.channels_last else None
-        x = self.noise(BATCH)
-        if layout is not None:
-            x = x.contiguous(memory_format=layout)
-        x.requires_grad_(True)
+        cfg = self.configs["ours"]
+        # the fast default's precision and layout, without compile or CUDA graphs
+        speed = SamplerSpeed(cfg.precision, cfg.channels_last) if fast else FP32
+        x = speed.layout(self.noise(self.sizes.batch))
+        gradient = speed.gradient(self.floor_model, x)
         for _ in range(MCMC_STEPS):
-            score_gradient(self.floor_model, x, dtype)
+            gradient(x)
 
 
 # ----------------------------------------------------------------------------- measurements
 
 
-def first_samples_script(name: str, weights: str, threads: int) -> str:
-    """The code a fresh ``python -c`` runs: import, build, load weights, 16 x 256 steps on CPU."""
+@dataclass
+class Plan:
+    """What one run measures, from the command line."""
+
+    device: torch.device
+    threads: int
+    warmup: int  # untimed rounds first
+    rounds: int  # timed rounds
+    first_rounds: int  # rounds of the first-samples subprocesses
+    sizes: Sizes
+    epoch_iters: int | None  # None: no epoch timing
+    json_path: Path | None
+
+
+@dataclass
+class Measurements:
+    """Raw results: seconds per round (times) or bytes (memory), per implementation."""
+
+    train: dict[str, list[float]]  # the IMPLS, plus floor_fp32 and floor_fast
+    gen: dict[str, list[float]]
+    mem_train: dict[str, int]
+    mem_gen: dict[str, int]
+    first: dict[str, list[float]]
+    epoch: dict[str, float] | None  # summed seconds of one epoch, with --epoch
+
+
+def time_training(c: Contenders, plan: Plan) -> dict[str, list[float]]:
+    """Training iterations and the network-only floors, interleaved."""
+    tasks = {
+        "reference": c.train_ref,
+        "ours": lambda: c.train_ours("ours"),
+        "ours_fp32": lambda: c.train_ours("ours_fp32"),
+        "floor_fp32": lambda: c.floor(fast=False),
+        "floor_fast": lambda: c.floor(fast=True),
+    }
+    return interleaved(tasks, plan.warmup, plan.rounds, plan.device)
+
+
+def time_generation(c: Contenders, plan: Plan) -> dict[str, list[float]]:
+    """Generation from noise, interleaved."""
+    tasks = {name: (lambda name=name: c.generate(name)) for name in IMPLS}
+    return interleaved(tasks, plan.warmup, plan.rounds, plan.device)
+
+
+def first_samples_script(name: str, weights: str, threads: int, sizes: Sizes = FULL) -> str:
+    """The code a fresh ``python -c`` runs: import, build, load weights, generate on CPU."""
+    n, steps = sizes.first_images, sizes.first_steps
     load = (
         f"model.load_state_dict(torch.load({weights!r}, map_location='cpu', weights_only=True))\n"
     )
@@ -357,24 +443,26 @@ def first_samples_script(name: str, weights: str, threads: int) -> str:
             "import reference_tutorial as ref\n"
             "model = ref.CNNModel()\n"
             f"{load}"
-            f"imgs = torch.rand(({FIRST_IMAGES}, 1, 28, 28)) * 2 - 1\n"
-            f"out = ref.Sampler.generate_samples(model, imgs, steps={FIRST_STEPS}, step_size=10)\n"
-            f"assert out.shape == ({FIRST_IMAGES}, 1, 28, 28)\n"
+            f"imgs = torch.rand(({n}, 1, 28, 28)) * 2 - 1\n"
+            f"out = ref.Sampler.generate_samples(model, imgs, steps={steps}, step_size=10)\n"
+            f"assert out.shape == ({n}, 1, 28, 28)\n"
         )
-    extra = ", precision='fp32', channels_last=False" if name == "ours_fp32" else ""
+    fp32 = f"ebm_course.SamplerSpeed(**{dataclasses.asdict(FP32)!r})"
+    extra = f", speed={fp32}" if name == "ours_fp32" else ""
     return (
         "import ebm_course\n"
         "import torch\n"
         f"torch.set_num_threads({threads})\n"
         "model = ebm_course.CNNEnergy()\n"
         f"{load}"
-        f"x = torch.rand({FIRST_IMAGES}, 1, 28, 28) * 2 - 1\n"
-        f"out = ebm_course.langevin(model, x, steps={FIRST_STEPS}{extra})\n"
-        f"assert out.shape == ({FIRST_IMAGES}, 1, 28, 28)\n"
+        f"x = torch.rand({n}, 1, 28, 28) * 2 - 1\n"
+        f"out = ebm_course.langevin(model, x, steps={steps}{extra})\n"
+        f"assert out.shape == ({n}, 1, 28, 28)\n"
     )
 
 
-def first_samples(rounds: int, threads: int) -> dict[str, list[float]]:
+def first_samples(rounds: int, threads: int, sizes: Sizes = FULL) -> dict[str, list[float]]:
+    """Wall time of each implementation's fresh process, interleaved over ``rounds``."""
     times: dict[str, list[float]] = {name: [] for name in IMPLS}
     with tempfile.TemporaryDirectory() as tmp:
         weights = str(Path(tmp) / "cnn.pt")
@@ -382,7 +470,7 @@ def first_samples(rounds: int, threads: int) -> dict[str, list[float]]:
         env = {**os.environ, "PYTHONWARNINGS": "ignore"}
         for r in range(rounds):
             for name in IMPLS if r % 2 == 0 else IMPLS[::-1]:
-                code = first_samples_script(name, weights, threads)
+                code = first_samples_script(name, weights, threads, sizes)
                 start = time.perf_counter()
                 subprocess.run(
                     [sys.executable, "-c", code],
@@ -403,11 +491,11 @@ def epoch_times(c: Contenders, iters: int = EPOCH_ITERS) -> dict[str, float]:
     is 60,000 images, drop_last). Each iteration of each implementation is timed on its own
     and the times are summed, so all three see the same drift.
     """
-    n = len(c.images)
+    n, batch = len(c.images), c.sizes.batch
     gen = torch.Generator().manual_seed(123)
-    need = iters * BATCH
+    need = iters * batch
     order = torch.cat([torch.randperm(n, generator=gen) for _ in range(-(-need // n))])[:need]
-    order = order.view(iters, BATCH).to(c.device)
+    order = order.view(iters, batch).to(c.device)
     totals = dict.fromkeys(IMPLS, 0.0)
     for it in range(iters):
         for name in IMPLS if it % 2 == 0 else IMPLS[::-1]:
@@ -420,7 +508,27 @@ def epoch_times(c: Contenders, iters: int = EPOCH_ITERS) -> dict[str, float]:
     return totals
 
 
-# ----------------------------------------------------------------------------- report
+def measure(c: Contenders, plan: Plan) -> Measurements:
+    """Every measurement of the table, in order; memory after the timing (buffers filled)."""
+    print("# timing training iterations ...", flush=True)
+    train = time_training(c, plan)
+    print("# timing generation ...", flush=True)
+    gen = time_generation(c, plan)
+    print("# measuring peak memory ...", flush=True)
+    mem_train = {name: peak_memory(lambda name=name: c.train(name), plan.device) for name in IMPLS}
+    mem_gen = {name: peak_memory(lambda name=name: c.generate(name), plan.device) for name in IMPLS}
+    print("# timing first samples (subprocesses) ...", flush=True)
+    first = first_samples(plan.first_rounds, plan.threads, plan.sizes)
+    epoch = None
+    if plan.epoch_iters is not None:  # the GPU script only
+        print(f"# timing one epoch ({plan.epoch_iters} iterations) of each ...", flush=True)
+        epoch = epoch_times(c, plan.epoch_iters)
+    return Measurements(train, gen, mem_train, mem_gen, first, epoch)
+
+
+# ----------------------------------------------------------------------------- the table
+
+Row = tuple[str, dict[str, str], str]  # metric, one cell per implementation, ratio
 
 
 def fmt_spread(values: list[float], unit: str, digits: int = 3) -> str:
@@ -430,7 +538,177 @@ def fmt_spread(values: list[float], unit: str, digits: int = 3) -> str:
     return f"{med:.{digits}f} {unit} [{min(values):.{digits}f}-{max(values):.{digits}f}]"
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def speedup_cell(times: dict[str, list[float]]) -> str:
+    """The ratio column of a timed row: the fast default's speed-up, and fp32's in brackets."""
+    fast = paired_speedup(times["reference"], times["ours"])
+    plain = paired_speedup(times["reference"], times["ours_fp32"])
+    return f"{fast:.2f}x (fp32: {plain:.2f}x)"
+
+
+def training_rows(train: dict[str, list[float]], flops: dict[str, float], batch: int) -> list[Row]:
+    """Iteration time, its GFLOP/s, the network-only floor and floor / iteration."""
+    it_flops = flops["flops_per_training_iteration"]
+    # the reference and the fp32 column share the fp32 floor
+    floor = {"reference": "floor_fp32", "ours": "floor_fast", "ours_fp32": "floor_fp32"}
+    floor_speedup = paired_speedup(train["floor_fp32"], train["floor_fast"])
+    return [
+        (
+            f"training iteration, s (batch {batch}, {MCMC_STEPS} MCMC steps)",
+            {n: fmt_spread(train[n], "s") for n in IMPLS},
+            speedup_cell(train),
+        ),
+        (
+            "training throughput, GFLOP/s achieved",
+            {n: f"{it_flops / statistics.median(train[n]) / 1e9:.1f}" for n in IMPLS},
+            "",
+        ),
+        (
+            f"floor: network only, {MCMC_STEPS} x (forward + grad_x), batch {batch}, s",
+            {n: fmt_spread(train[floor[n]], "s") for n in IMPLS},
+            f"{floor_speedup:.2f}x (fast vs fp32)",
+        ),
+        (
+            "floor / iteration (median of per-round ratios)",
+            {n: f"{paired_speedup(train[floor[n]], train[n]):.0%}" for n in IMPLS},
+            "",
+        ),
+    ]
+
+
+def generation_rows(
+    gen: dict[str, list[float]], flops: dict[str, float], sizes: Sizes
+) -> list[Row]:
+    """Generation rate in image-steps/s and in GFLOP/s."""
+    img_steps = sizes.gen_images * sizes.gen_steps
+    gen_flops = flops["flops_per_generation"]
+    return [
+        (
+            f"generation, image-steps/s ({sizes.gen_images} x {sizes.gen_steps} steps from noise)",
+            {n: f"{img_steps / statistics.median(gen[n]):,.0f}" for n in IMPLS},
+            speedup_cell(gen),
+        ),
+        (
+            "generation, GFLOP/s achieved",
+            {n: f"{gen_flops / statistics.median(gen[n]) / 1e9:.1f}" for n in IMPLS},
+            "",
+        ),
+    ]
+
+
+def memory_row(label: str, mem: dict[str, int]) -> Row:
+    """Peak extra memory in MiB; the ratio is ours / reference (< 1: ours uses less)."""
+    mib = 2.0**20
+    return (
+        f"peak extra memory, {label}, MiB",
+        {n: f"{mem[n] / mib:.1f}" for n in IMPLS},
+        f"{mem['ours'] / mem['reference']:.2f} (fp32: "
+        f"{mem['ours_fp32'] / mem['reference']:.2f}) ours/ref",
+    )
+
+
+def epoch_row(epoch: dict[str, float], iters: int, batch: int) -> Row:
+    """Summed epoch time; the ratio is of the sums (one epoch, no rounds)."""
+    return (
+        f"one epoch, s ({iters} iterations of batch {batch})",
+        {n: f"{epoch[n]:.1f} s" for n in IMPLS},
+        f"{epoch['reference'] / epoch['ours']:.2f}x (fp32: "
+        f"{epoch['reference'] / epoch['ours_fp32']:.2f}x)",
+    )
+
+
+def table_rows(m: Measurements, flops: dict[str, float], plan: Plan) -> list[Row]:
+    """Every row of the results table, in print order."""
+    sizes = plan.sizes
+    first_label = (
+        f"first samples, s (fresh process, {sizes.first_images} x {sizes.first_steps} steps, CPU)"
+    )
+    rows = [
+        *training_rows(m.train, flops, sizes.batch),
+        *generation_rows(m.gen, flops, sizes),
+        memory_row("training iteration", m.mem_train),
+        memory_row("generation", m.mem_gen),
+        (first_label, {n: fmt_spread(m.first[n], "s", 2) for n in IMPLS}, speedup_cell(m.first)),
+    ]
+    if m.epoch is not None:
+        rows.append(epoch_row(m.epoch, plan.epoch_iters, sizes.batch))
+    return rows
+
+
+def render_table(rows: list[Row]) -> str:
+    """The rows as a Markdown table, one column per implementation."""
+    header = "| metric | " + " | ".join(COLUMNS[n] for n in IMPLS) + " | ratio ours/reference |"
+    lines = [header, "|---|---|---|---|---|"]
+    for metric, cells, ratio in rows:
+        lines.append(f"| {metric} | " + " | ".join(cells[n] for n in IMPLS) + f" | {ratio} |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def flops_sentence(flops: dict[str, float], batch: int) -> str:
+    it_flops = flops["flops_per_training_iteration"]
+    return (
+        f"FLOPs (convolutions and matmuls, 2 per multiply-add, torch.utils.flop_counter): "
+        f"{flops['macs_per_image_forward'] / 1e6:.3f} M MACs per image forward; "
+        f"{flops['flops_per_image_mcmc_step'] / 1e6:.3f} MFLOP per image per MCMC step "
+        f"(forward + grad wrt the input); {it_flops / 1e9:.2f} GFLOP per training iteration "
+        f"({MCMC_STEPS} x {batch} MCMC image-steps + {flops['flops_parameter_update'] / 1e9:.2f}"
+        f" GFLOP for the parameter update); {flops['flops_per_generation'] / 1e9:.2f} GFLOP per "
+        "generation."
+    )
+
+
+def print_results(plan: Plan, table: str, flops: dict[str, float]) -> None:
+    """The table and, below it, how to read its ratios, its memory and its FLOPs."""
+    print()
+    print(
+        f"## Results ({plan.device}, {plan.threads} threads; medians [min-max] of "
+        f"{plan.rounds} rounds)"
+    )
+    print()
+    print(table)
+    print()
+    print("Ratios: speed-up = median over rounds of reference time / our time (>1 = ours faster);")
+    print("memory: ours / reference (<1 = ours uses less).")
+    print(f"Memory method: {MEMORY_METHOD[plan.device.type]}.")
+    print(flops_sentence(flops, plan.sizes.batch))
+
+
+def ceiling_sentence(
+    ceiling: dict[str, float], size: int, flops: dict[str, float], ref_time: float
+) -> str:
+    """How fast any implementation could be, at best, at this device's matmul rate."""
+    it_flops = flops["flops_per_training_iteration"]
+    best_time = it_flops / (ceiling["bf16"] * 1e9)
+    return (
+        f"Ceiling: a {size} x {size} matmul runs at {ceiling['fp32']:.0f} GFLOP/s (fp32) and "
+        f"{ceiling['bf16']:.0f} GFLOP/s (bf16) here. Even at the bf16 rate, one training "
+        f"iteration ({it_flops / 1e9:.1f} GFLOP) needs >= {best_time:.3f} s, so no "
+        f"implementation can beat the reference ({ref_time:.3f} s) by more than "
+        f"{ref_time / best_time:.1f}x on this device; small convolutions reach far less."
+    )
+
+
+def drift_note(m: Measurements) -> str | None:
+    """A warning when one implementation's round times vary by more than 1.5x, else None."""
+    timed_tasks = {**m.train, **{f"gen_{k}": v for k, v in m.gen.items()}}
+    spread = {name: max(v) / min(v) for name, v in timed_tasks.items() if min(v) > 0}
+    worst = max(spread.values())
+    if worst <= 1.5:
+        return None
+    return (
+        f"NOTE: timings of one implementation varied up to {worst:.1f}x between rounds; the "
+        "machine was busy (load average now "
+        f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}). Ratios of interleaved rounds "
+        "are more robust than the absolute times; rerun, or try --threads 1."
+    )
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (smoke test)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: ebm_course.device())")
@@ -445,230 +723,109 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--rounds", type=int, default=None, help="timed rounds (default 9; quick 2)"
     )
     args = parser.parse_args(argv)
-
-    device = torch.device(args.device) if args.device else ebm_course.device()
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if args.device and torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda, but torch.cuda.is_available() is False")
+    return args
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    """The run's settings; sets torch's thread count when ``--threads`` asks for one."""
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    threads = torch.get_num_threads()
-    warmup = 1 if args.quick else 2
-    rounds = args.rounds or (2 if args.quick else 9)
-    first_rounds = 1 if args.quick else 3
-    started = time.perf_counter()
+    return Plan(
+        device=torch.device(args.device) if args.device else ebm_course.device(),
+        threads=torch.get_num_threads(),
+        warmup=1 if args.quick else 2,
+        rounds=args.rounds or (2 if args.quick else 9),
+        first_rounds=1 if args.quick else 3,
+        sizes=QUICK if args.quick else FULL,
+        epoch_iters=args.epoch_iters if args.epoch else None,
+        json_path=args.json,
+    )
 
-    images, source = load_images()
-    facts = machine_facts(device)
-    facts["data"] = source
+
+def run_config(plan: Plan, c: Contenders) -> dict[str, Any]:
+    """The settings recorded in the JSON file."""
+    sizes = plan.sizes
+    return {
+        "batch": sizes.batch,
+        "mcmc_steps": MCMC_STEPS,
+        "generation": f"{sizes.gen_images} images x {sizes.gen_steps} steps",
+        "first_samples": f"{sizes.first_images} images x {sizes.first_steps} steps, CPU, "
+        "fresh process",
+        "warmup_rounds": plan.warmup,
+        "timed_rounds": plan.rounds,
+        "ours_config": dataclasses.asdict(c.configs["ours"]),
+        "ours_fp32_config": dataclasses.asdict(c.configs["ours_fp32"]),
+    }
+
+
+def measurements_json(m: Measurements) -> dict[str, Any]:
+    """The raw times and memory peaks, and the headline speed-ups."""
+    speedup = {
+        "training_iteration": paired_speedup(m.train["reference"], m.train["ours"]),
+        "training_iteration_fp32": paired_speedup(m.train["reference"], m.train["ours_fp32"]),
+        "generation": paired_speedup(m.gen["reference"], m.gen["ours"]),
+        "generation_fp32": paired_speedup(m.gen["reference"], m.gen["ours_fp32"]),
+        "first_samples": paired_speedup(m.first["reference"], m.first["ours"]),
+    }
+    return {
+        "times_s": {
+            "training_iteration": m.train,
+            "generation": m.gen,
+            "first_samples": m.first,
+            "epoch": m.epoch,
+        },
+        "peak_memory_bytes": {"training_iteration": m.mem_train, "generation": m.mem_gen},
+        "speedup": speedup,
+    }
+
+
+def print_machine(facts: dict[str, Any], plan: Plan) -> None:
     print("## Machine")
     for key, value in facts.items():
         print(f"- {key}: {value}")
-    flops = count_flops()
-    c = Contenders(images, device)
-    config = {
-        "batch": BATCH,
-        "mcmc_steps": MCMC_STEPS,
-        "generation": f"{GEN_IMAGES} images x {GEN_STEPS} steps",
-        "first_samples": f"{FIRST_IMAGES} images x {FIRST_STEPS} steps, CPU, fresh process",
-        "warmup_rounds": warmup,
-        "timed_rounds": rounds,
-        "ours_config": dataclasses.asdict(c.config),
-        "ours_fp32_config": dataclasses.asdict(c.config_fp32),
-    }
-    print(f"- warm-up rounds: {warmup}, timed rounds: {rounds} (interleaved)", flush=True)
+    print(f"- warm-up rounds: {plan.warmup}, timed rounds: {plan.rounds} (interleaved)", flush=True)
 
-    # 1. training iterations (+ the network-only floors), interleaved
-    print("# timing training iterations ...", flush=True)
-    train = interleaved(
-        {
-            "reference": c.train_ref,
-            "ours": lambda: c.train_ours("ours"),
-            "ours_fp32": lambda: c.train_ours("ours_fp32"),
-            "floor_fp32": lambda: c.floor(fast=False),
-            "floor_fast": lambda: c.floor(fast=True),
-        },
-        warmup,
-        rounds,
-        device,
-    )
-    # 2. generation from noise, interleaved
-    print("# timing generation ...", flush=True)
-    gen = interleaved(
-        {name: (lambda name=name: c.generate(name)) for name in IMPLS}, warmup, rounds, device
-    )
-    # 3. peak memory, one call each (after the timing, so buffers are filled)
-    print("# measuring peak memory ...", flush=True)
-    mem_train = {name: peak_memory(lambda name=name: c.train(name), device) for name in IMPLS}
-    mem_gen = {name: peak_memory(lambda name=name: c.generate(name), device) for name in IMPLS}
-    # 4. first samples in a fresh process (CPU)
-    print("# timing first samples (subprocesses) ...", flush=True)
-    first = first_samples(first_rounds, threads)
-    # 5. one epoch (GPU script only)
-    epoch = None
-    if args.epoch:
-        print(f"# timing one epoch ({args.epoch_iters} iterations) of each ...", flush=True)
-        epoch = epoch_times(c, args.epoch_iters)
 
-    # ------------------------------------------------------------------ table
-    it_flops = flops["flops_per_training_iteration"]
-    gen_flops = flops["flops_per_generation"]
-    img_steps = GEN_IMAGES * GEN_STEPS
-    rows: list[tuple[str, dict[str, str], str]] = []
-
-    def ratio_cell(values: dict[str, list[float]], speed: bool = True) -> str:
-        fast = paired_speedup(values["reference"], values["ours"])
-        plain = paired_speedup(values["reference"], values["ours_fp32"])
-        return f"{fast:.2f}x (fp32: {plain:.2f}x)" if speed else ""
-
-    rows.append(
-        (
-            f"training iteration, s (batch {BATCH}, {MCMC_STEPS} MCMC steps)",
-            {n: fmt_spread(train[n], "s") for n in IMPLS},
-            ratio_cell(train),
-        )
-    )
-    rows.append(
-        (
-            "training throughput, GFLOP/s achieved",
-            {n: f"{it_flops / statistics.median(train[n]) / 1e9:.1f}" for n in IMPLS},
-            "",
-        )
-    )
-    floor = {
-        "reference": train["floor_fp32"],
-        "ours": train["floor_fast"],
-        "ours_fp32": train["floor_fp32"],
-    }
-    rows.append(
-        (
-            f"floor: network only, {MCMC_STEPS} x (forward + grad_x), batch {BATCH}, s",
-            {n: fmt_spread(floor[n], "s") for n in IMPLS},
-            f"{paired_speedup(train['floor_fp32'], train['floor_fast']):.2f}x (fast vs fp32)",
-        )
-    )
-    rows.append(
-        (
-            "floor / iteration (median of per-round ratios)",
-            {n: f"{paired_speedup(floor[n], train[n]):.0%}" for n in IMPLS},  # median floor/iter
-            "",
-        )
-    )
-    rows.append(
-        (
-            f"generation, image-steps/s ({GEN_IMAGES} x {GEN_STEPS} steps from noise)",
-            {n: f"{img_steps / statistics.median(gen[n]):,.0f}" for n in IMPLS},
-            ratio_cell(gen),
-        )
-    )
-    rows.append(
-        (
-            "generation, GFLOP/s achieved",
-            {n: f"{gen_flops / statistics.median(gen[n]) / 1e9:.1f}" for n in IMPLS},
-            "",
-        )
-    )
-    mib = 2.0**20
-    for label, mem in (("training iteration", mem_train), ("generation", mem_gen)):
-        rows.append(
-            (
-                f"peak extra memory, {label}, MiB",
-                {n: f"{mem[n] / mib:.1f}" for n in IMPLS},
-                f"{mem['ours'] / mem['reference']:.2f} (fp32: "
-                f"{mem['ours_fp32'] / mem['reference']:.2f}) ours/ref",
-            )
-        )
-    rows.append(
-        (
-            f"first samples, s (fresh process, {FIRST_IMAGES} x {FIRST_STEPS} steps, CPU)",
-            {n: fmt_spread(first[n], "s", 2) for n in IMPLS},
-            ratio_cell(first),
-        )
-    )
-    if epoch is not None:
-        rows.append(
-            (
-                f"one epoch, s ({args.epoch_iters} iterations of batch {BATCH})",
-                {n: f"{epoch[n]:.1f} s" for n in IMPLS},
-                f"{epoch['reference'] / epoch['ours']:.2f}x (fp32: "
-                f"{epoch['reference'] / epoch['ours_fp32']:.2f}x)",
-            )
-        )
-
-    header = "| metric | " + " | ".join(COLUMNS[n] for n in IMPLS) + " | ratio ours/reference |"
-    lines = [header, "|---|---|---|---|---|"]
-    for metric, cells, ratio in rows:
-        lines.append(f"| {metric} | " + " | ".join(cells[n] for n in IMPLS) + f" | {ratio} |")
-    table = "\n".join(lines)
-
-    print()
-    print(f"## Results ({device}, {threads} threads; medians [min-max] of {rounds} rounds)")
-    print()
-    print(table)
-    print()
-    print("Ratios: speed-up = median over rounds of reference time / our time (>1 = ours faster);")
-    print("memory: ours / reference (<1 = ours uses less).")
-    print(f"Memory method: {MEMORY_METHOD[device.type]}.")
-    print(
-        f"FLOPs (convolutions and matmuls, 2 per multiply-add, torch.utils.flop_counter): "
-        f"{flops['macs_per_image_forward'] / 1e6:.3f} M MACs per image forward; "
-        f"{flops['flops_per_image_mcmc_step'] / 1e6:.3f} MFLOP per image per MCMC step "
-        f"(forward + grad wrt the input); {it_flops / 1e9:.2f} GFLOP per training iteration "
-        f"({MCMC_STEPS} x {BATCH} MCMC image-steps + {flops['flops_parameter_update'] / 1e9:.2f}"
-        f" GFLOP for the parameter update); {gen_flops / 1e9:.2f} GFLOP per generation."
-    )
-    ceiling = matmul_ceiling(device)
-    best_time = it_flops / (ceiling["bf16"] * 1e9)
-    ref_time = statistics.median(train["reference"])
-    print(
-        f"Ceiling: a 2048 x 2048 matmul runs at {ceiling['fp32']:.0f} GFLOP/s (fp32) and "
-        f"{ceiling['bf16']:.0f} GFLOP/s (bf16) here. Even at the bf16 rate, one training "
-        f"iteration ({it_flops / 1e9:.1f} GFLOP) needs >= {best_time:.3f} s, so no "
-        f"implementation can beat the reference ({ref_time:.3f} s) by more than "
-        f"{ref_time / best_time:.1f}x on this device; small convolutions reach far less."
-    )
-    spread = {
-        name: max(v) / min(v)
-        for name, v in {**train, **{f"gen_{k}": v for k, v in gen.items()}}.items()
-        if min(v) > 0
-    }
-    worst = max(spread.values())
-    if worst > 1.5:
-        print(
-            f"NOTE: timings of one implementation varied up to {worst:.1f}x between rounds; the "
-            "machine was busy (load average now "
-            f"{', '.join(f'{v:.2f}' for v in os.getloadavg())}). Ratios of interleaved rounds "
-            "are more robust than the absolute times; rerun, or try --threads 1."
-        )
+def run(plan: Plan) -> dict[str, Any]:
+    """Measure, print the report, and return everything for the JSON file."""
+    started = time.perf_counter()
+    images, source = load_images()
+    facts = {**machine_facts(plan.device), "data": source}
+    print_machine(facts, plan)
+    flops = count_flops(plan.sizes)
+    c = Contenders(images, plan.device, plan.sizes)
+    m = measure(c, plan)
+    table = render_table(table_rows(m, flops, plan))
+    print_results(plan, table, flops)
+    ceiling = matmul_ceiling(plan.device, plan.sizes.matmul)
+    ref_time = statistics.median(m.train["reference"])
+    print(ceiling_sentence(ceiling, plan.sizes.matmul, flops, ref_time))
+    note = drift_note(m)
+    if note is not None:
+        print(note)
     elapsed = time.perf_counter() - started
     print(f"(bench.py ran {elapsed:.0f} s)")
-
-    result = {
+    return {
         "machine": facts,
-        "config": config,
+        "config": run_config(plan, c),
         "flops": flops,
         "matmul_ceiling_gflops": ceiling,
-        "memory_method": MEMORY_METHOD[device.type],
-        "times_s": {
-            "training_iteration": train,
-            "generation": gen,
-            "first_samples": first,
-            "epoch": epoch,
-        },
-        "peak_memory_bytes": {"training_iteration": mem_train, "generation": mem_gen},
-        "speedup": {
-            "training_iteration": paired_speedup(train["reference"], train["ours"]),
-            "training_iteration_fp32": paired_speedup(train["reference"], train["ours_fp32"]),
-            "generation": paired_speedup(gen["reference"], gen["ours"]),
-            "generation_fp32": paired_speedup(gen["reference"], gen["ours_fp32"]),
-            "first_samples": paired_speedup(first["reference"], first["ours"]),
-        },
+        "memory_method": MEMORY_METHOD[plan.device.type],
+        **measurements_json(m),
         "table_markdown": table,
         "elapsed_s": elapsed,
     }
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2, default=str))
-        print(f"wrote {args.json}")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    plan = make_plan(parse_args(argv))
+    result = run(plan)
+    if plan.json_path is not None:
+        plan.json_path.parent.mkdir(parents=True, exist_ok=True)
+        plan.json_path.write_text(json.dumps(result, indent=2, default=str))
+        print(f"wrote {plan.json_path}")
     return result
 
 

@@ -4,11 +4,15 @@ Sign convention, everywhere in this package: a network returns the *score*
 ``f(x) = -E(x)``, the negative energy. High score = low energy = likely under the
 model, so the (unnormalised) density is ``q(x) = exp(f(x)) / Z``.
 
-Submodules, one idea each (imports run one way: models <- sampling <- training):
+Submodules, one idea each (imports run one way: checks, utils <- speed <- sampling <-
+training <- jem, objectives <- cli; the sampler and the training loop take any network and
+never import ``models``):
 
 - :mod:`ebm_course.models`   the energy networks (``CNNEnergy``, ``MLPEnergy``)
-- :mod:`ebm_course.sampling` Langevin dynamics and the replay buffer
-- :mod:`ebm_course.training` ``TrainConfig``, ``History`` and ``fit``
+- :mod:`ebm_course.sampling` Langevin dynamics (``langevin_steps`` is the algorithm) and the
+  replay buffer; :mod:`ebm_course.speed` the sampler's speed switches (``SamplerSpeed``)
+- :mod:`ebm_course.training` ``TrainConfig``, ``History``, the shared ``Trainer`` loop, ``fit``
+- :mod:`ebm_course.checks`, :mod:`ebm_course.utils` input checks and small torch utilities
 - :mod:`ebm_course.data`     MNIST / FashionMNIST in [-1, 1], with an offline sample
 - :mod:`ebm_course.plots`    image grids, MCMC trajectories, curves, histograms
 - :mod:`ebm_course.toy`      2-D data with known densities, grid partition functions, exact NLL
@@ -34,10 +38,14 @@ _EXPORTS = {
     "MLPEnergy": "models",
     "load_tutorial_checkpoint": "models",
     "langevin": "sampling",
+    "langevin_steps": "sampling",
+    "SamplerSpeed": "speed",
     "ReplayBuffer": "sampling",
     "uniform_noise": "sampling",
     "TrainConfig": "training",
     "History": "training",
+    "DivergenceGuard": "training",
+    "Trainer": "training",
     "fit": "training",
     "load_mnist": "data",
     "load_fashion_mnist": "data",
@@ -69,6 +77,9 @@ _SUBMODULES = {
     "toy",
     "jem",
     "objectives",
+    "checks",
+    "utils",
+    "speed",
 }
 
 __all__ = ["device", "quick", "__version__", *_EXPORTS]
@@ -87,8 +98,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         sliced_score_matching,
     )
     from .plots import image_grid, plot_history, plot_score_histograms, plot_trajectory
-    from .sampling import ReplayBuffer, langevin, uniform_noise
-    from .training import History, TrainConfig, fit
+    from .sampling import ReplayBuffer, langevin, langevin_steps, uniform_noise
+    from .speed import SamplerSpeed
+    from .training import DivergenceGuard, History, TrainConfig, Trainer, fit
 
 
 def quick() -> bool:

@@ -129,8 +129,9 @@ def _load_model(spec: str, device):
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.n_samples < 2 or args.steps < 1:
-        raise CLIError(f"--n-samples must be >= 2 and --steps >= 1, got {args.n_samples}, "
-                       f"{args.steps}")  # fmt: skip
+        raise CLIError(
+            f"--n-samples must be >= 2 and --steps >= 1, got {args.n_samples}, {args.steps}"
+        )
     from .metrics import evaluate, format_table
 
     device = _device(args.device)
@@ -138,8 +139,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     results = {}
     for spec, model in models.items():
         try:
-            results[spec] = evaluate(model, n_samples=args.n_samples, steps=args.steps,
-                                     seed=args.seed, data_root=args.data_root)  # fmt: skip
+            results[spec] = evaluate(
+                model,
+                n_samples=args.n_samples,
+                steps=args.steps,
+                seed=args.seed,
+                data_root=args.data_root,
+            )
         except FileNotFoundError as err:
             raise CLIError(f"{err} (set PATH_DATASETS or --data-root)") from err
     print(json.dumps(results, indent=2) if args.json else format_table(results))
@@ -232,8 +238,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.init_from is not None:
         init = _load_model(str(args.init_from), "cpu")
         if init.hidden_features != model.hidden_features:
-            raise CLIError(f"--init-from {args.init_from} has hidden_features "
-                           f"{init.hidden_features}, not {model.hidden_features}")  # fmt: skip
+            raise CLIError(
+                f"--init-from {args.init_from} has hidden_features "
+                f"{init.hidden_features}, not {model.hidden_features}"
+            )
         model.load_state_dict(init.state_dict())
         print(f"initial weights: {args.init_from}")
     history = fit(

@@ -20,28 +20,35 @@ Images are float32 ``[B, 1, 28, 28]`` with pixels in ``[-1, 1]``; labels int64 `
 from __future__ import annotations
 
 import math
+import os
 import time
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import checks
 from .models import CNNEnergy
-from .sampling import ReplayBuffer, _check_positive_int
+from .sampling import ReplayBuffer
 from .training import (
+    DivergenceGuard,
+    RunOptions,
     TrainConfig,
-    TrainingDiverged,
-    _as_images,
-    _check_range,
+    Trainer,
     contrastive_divergence_loss,
     draw_negatives,
     noisy_real,
 )
+from .utils import batched, model_device
 
 __all__ = [
     "DETECTORS",
     "JEM",
+    "JEM_STEP_KEYS",
     "ClassConditionalScore",
+    "JEMHistory",
+    "JEMTrainer",
     "detector_scores",
     "fit_jem",
     "jem_training_step",
@@ -49,6 +56,8 @@ __all__ = [
 
 #: Out-of-distribution scores of :func:`detector_scores` (higher = more in-distribution).
 DETECTORS = ("marginal", "max_logit", "max_softmax")
+#: What :func:`jem_training_step` reports, in order.
+JEM_STEP_KEYS = ("loss", "ce", "cdiv", "reg_loss", "real_score", "fake_score", "accuracy")
 
 
 class JEM(nn.Module):
@@ -156,20 +165,7 @@ def detector_scores(model: JEM, images: Tensor, batch_size: int = 500) -> dict[s
 
     Runs in eval mode on the model's device; the model's train/eval mode is restored.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        logits = torch.cat(
-            [
-                model.logits(images[i : i + batch_size].to(device)).float().cpu()
-                for i in range(0, images.shape[0], batch_size)
-            ]
-        )
-    finally:
-        model.train(was_training)
+    logits = batched(model.logits, model, images, batch_size)
     return {
         "marginal": logits.logsumexp(dim=1),
         "max_logit": logits.max(dim=1).values,
@@ -194,7 +190,8 @@ def jem_training_step(
     ``f(x) = logsumexp_y l(x)[y]`` of the real images ``x+`` (with ``config.input_noise``)
     and of ``B`` samples ``x-`` drawn from ``buffer`` with ``config``'s Langevin sampler.
     With ``generative_weight == 0`` no samples are drawn (``buffer`` may be ``None``): a
-    plain classifier step.
+    plain classifier step. ``generator`` drives the input noise and the sampler (default:
+    torch's global generator for the noise, the buffer's own for the sampler).
 
     Returns floats ``loss, ce, cdiv, reg_loss, real_score, fake_score, accuracy`` (the
     scores are marginal scores ``f = -E``; ``accuracy`` on this batch, before the step).
@@ -208,7 +205,7 @@ def jem_training_step(
     if generative:
         if buffer is None:
             raise ValueError("buffer must be a ReplayBuffer when generative_weight > 0")
-        fake = draw_negatives(model, buffer, batch.shape[0], config)
+        fake = draw_negatives(model, buffer, batch.shape[0], config, generator)
         batch = torch.cat([batch, fake])  # one forward pass for real and fake images
     logits = model.logits(batch)
     real_logits = logits[: labels.shape[0]]
@@ -229,20 +226,117 @@ def jem_training_step(
         nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
     optimizer.step()
     accuracy = (real_logits.argmax(dim=1) == labels).float().mean()
-    values = {
-        "loss": loss,
-        "ce": ce,
-        "cdiv": cdiv,
-        "reg_loss": reg_loss,
-        "real_score": real_score.mean(),
-        "fake_score": fake_score.mean(),
-        "accuracy": accuracy,
-    }
-    return {name: value.item() for name, value in values.items()}
+    values = (loss, ce, cdiv, reg_loss, real_score.mean(), fake_score.mean(), accuracy)
+    return {key: value.item() for key, value in zip(JEM_STEP_KEYS, values, strict=True)}
+
+
+class JEMHistory(dict):
+    """``fit_jem``'s record: a dict of equally long lists (``iteration``, ``seconds`` and the
+    means of :data:`JEM_STEP_KEYS` over each block of ``log_every`` iterations), plus the
+    divergence guard's rollbacks in ``events``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.events: list[dict] = []
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**{k: list(v) for k, v in self.items()}, "events": list(self.events)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> JEMHistory:
+        history = cls({k: list(v) for k, v in values.items() if k != "events"})
+        history.events = list(values.get("events", []))
+        return history
+
+
+class JEMTrainer(Trainer):
+    """The shared :class:`~ebm_course.training.Trainer` loop on :func:`jem_training_step`.
+
+    An epoch is one pass over the labelled data; ``iterations`` (if given) cuts the last one
+    short. The history logs block means every ``log_every`` iterations (and at the end).
+    """
+
+    kind, format, step_keys = "fit_jem", "ebm_course.fit_jem/1", JEM_STEP_KEYS
+
+    def __init__(
+        self,
+        model: JEM,
+        images: Tensor,
+        labels: Tensor,
+        config: TrainConfig,
+        options: RunOptions,
+        *,
+        iterations: int | None,
+        generative_weight: float,
+        log_every: int,
+    ) -> None:
+        super().__init__(model, images, config, options)
+        self.labels = labels.to(self.device).long()
+        self.total = iterations or config.epochs * self.iters
+        self.generative_weight, self.log_every = generative_weight, log_every
+        self.block: dict[str, float] = {}  # sums of the rows since the last log entry
+        self.block_rows = 0
+        self.started = time.perf_counter()
+
+    @property
+    def epochs(self) -> int:
+        return -(-self.total // self.iters)  # ceil: the last pass may be cut short
+
+    def iters_in_epoch(self, epoch: int) -> int:
+        return min(self.iters, self.total - epoch * self.iters)
+
+    def finished(self) -> bool:
+        return self.progress.epoch * self.iters + self.progress.step >= self.total
+
+    def end_epoch(self) -> None:
+        if self.progress.step < self.iters:  # the last pass, cut short: save it mid-pass,
+            self.save()  # so that a later call with more iterations carries on from here
+        else:
+            super().end_epoch()
+
+    def new_history(self) -> JEMHistory:
+        return JEMHistory(iteration=[], seconds=[])
+
+    def step(self, batch: Tensor) -> dict[str, float]:
+        return jem_training_step(
+            self.train_model,
+            self.optimizer,
+            self.buffer,
+            self.images[batch],
+            self.labels[batch],
+            self.config,
+            self.sample_gen,
+            self.generative_weight,
+        )
+
+    def guarded(self, row: dict[str, float]) -> dict[str, float]:
+        # without the generative term, nothing but the classifier's loss is computed
+        keys = ("loss", "real_score", "fake_score") if self.generative_weight else ("loss",)
+        return {key: row[key] for key in keys}
+
+    def record(self, row: dict[str, float], seconds: float) -> None:
+        super().record(row, seconds)
+        for key, value in row.items():
+            self.block[key] = self.block.get(key, 0.0) + value
+        self.block_rows += 1
+        done = self.progress.epoch * self.iters + self.progress.step
+        if done % self.log_every == 0 or done == self.total:
+            self.history["iteration"].append(done)
+            self.history["seconds"].append(time.perf_counter() - self.started)
+            for key, total in self.block.items():
+                self.history.setdefault(key, []).append(total / self.block_rows)
+            self.block, self.block_rows = {}, 0
+
+    def state(self) -> dict[str, Any]:
+        return {**super().state(), "block": dict(self.block), "block_rows": self.block_rows}
+
+    def load(self, state: dict[str, Any], rng: bool = True) -> None:
+        super().load(state, rng)
+        self.block, self.block_rows = dict(state["block"]), int(state["block_rows"])
 
 
 def _check_images(images: Tensor, config: TrainConfig) -> None:
-    _check_range(_as_images(images, "images"), config.value_range, "images")
+    checks.in_range("images", checks.as_images("images", images), config.value_range)
     if images.shape[0] < config.batch_size:
         raise ValueError(
             f"images holds {images.shape[0]} examples, fewer than one batch "
@@ -261,100 +355,73 @@ def fit_jem(
     buffer: ReplayBuffer | None = None,
     log_every: int = 10,
     progress: bool = True,
-) -> dict[str, list[float]]:
+    checkpoint_dir: str | os.PathLike[str] | None = None,
+    resume: bool = True,
+    guard: DivergenceGuard | None = None,
+) -> JEMHistory:
     """Train ``model`` as a JEM on labelled ``images`` ``[N, ...]`` and ``labels`` ``[N]``.
 
-    Each iteration draws ``config.batch_size`` examples (reshuffling after each pass, the
-    last partial batch dropped) and calls :func:`jem_training_step`. Adam with
-    ``config.lr``, ``(config.beta1, config.beta2)``; the learning rate is multiplied by
-    ``config.lr_gamma`` after every pass over the data. The sampler is ``config``'s
-    (``mcmc_steps``, ``step_size``, ``mcmc_noise``, ``grad_clamp``, ``buffer_capacity``,
-    ``reinit_prob``); ``config.alpha`` weighs the score regulariser. With the same seed and
-    device the run is reproducible (on the CPU, bit for bit).
+    The loop is :class:`~ebm_course.training.Trainer`'s, as for
+    :func:`~ebm_course.training.fit`: passes over the data in shuffled batches of
+    ``config.batch_size`` (``drop_last``), :func:`jem_training_step` on each, Adam with
+    ``config.lr`` and ``(beta1, beta2)``, the learning rate times ``config.lr_gamma`` after
+    every pass, the divergence guard with rollbacks, and (with ``checkpoint_dir``) an atomic
+    ``last.pt`` after every pass that a later call resumes from, bit for bit on the CPU.
 
     Args:
         model: the :class:`JEM`, trained in place on its own device and left in eval mode.
         images: float images in ``config.value_range``, on any device.
         labels: int64 class indices in ``0 .. C-1``.
-        config: hyper-parameters (default: the tutorial's :class:`TrainConfig`).
+        config: hyper-parameters (default: the tutorial's :class:`TrainConfig`); the sampler
+            is ``config``'s, ``config.alpha`` weighs the score regulariser.
         iterations: optimiser steps; default ``config.epochs`` passes over the data.
         generative_weight: weight of the contrastive-divergence term (>= 0; 0 trains a plain
             classifier with the same schedule and draws no samples).
         buffer: the replay buffer to use (and keep); a new one by default.
         log_every: iterations averaged into one entry of the returned history.
-        progress: show a ``tqdm`` progress bar.
+        progress: show ``tqdm`` progress bars.
+        checkpoint_dir, resume, guard: as for :func:`~ebm_course.training.fit`.
 
     Returns:
-        The history, a dict of equally long lists: ``iteration`` (the last one of each
-        logged block), the means of :func:`jem_training_step`'s values over the block, and
-        ``seconds`` (cumulative wall time).
-
-    Raises:
-        ValueError: bad images, labels or arguments (the message names which).
-        TypeError: images that are not floating-point (as for :func:`~ebm_course.training.fit`).
-        TrainingDiverged: the loss became NaN or Inf.
+        The :class:`JEMHistory`: ``iteration`` (the last one of each logged block), the
+        block means of :data:`JEM_STEP_KEYS`, ``seconds`` (cumulative wall time).
     """
-    config = config or TrainConfig()
+    config = config if config is not None else TrainConfig()
+    _check_jem_arguments(model, images, labels, config, iterations, generative_weight, log_every)
+    options = RunOptions(
+        buffer=buffer, progress=progress, checkpoint_dir=checkpoint_dir, resume=resume, guard=guard
+    )
+    trainer = JEMTrainer(
+        model,
+        images,
+        labels,
+        config,
+        options,
+        iterations=iterations,
+        generative_weight=generative_weight,
+        log_every=log_every,
+    )
+    return trainer.fit()
+
+
+def _check_jem_arguments(
+    model: JEM,
+    images: Tensor,
+    labels: Tensor,
+    config: TrainConfig,
+    iterations: int | None,
+    generative_weight: float,
+    log_every: int,
+) -> None:
     if not isinstance(model, JEM):
-        raise ValueError(f"model must be a JEM, got {type(model).__name__}")
+        raise TypeError(f"model must be a JEM, got {type(model).__name__}")
     if iterations is not None:
-        _check_positive_int("iterations", iterations)
-    _check_positive_int("log_every", log_every)
-    if not (isinstance(generative_weight, int | float) and math.isfinite(generative_weight)
-            and generative_weight >= 0):  # fmt: skip
-        raise ValueError(
-            f"generative_weight must be a finite number >= 0, got {generative_weight!r}"
-        )
+        checks.positive_int("iterations", iterations)
+    checks.positive_int("log_every", log_every)
+    checks.number("generative_weight", generative_weight, 0.0)
     _check_images(images, config)
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        num_classes = model.logits(images[:1].to(device)).shape[1]
     if not isinstance(labels, Tensor):
-        raise ValueError(f"labels must be an integer tensor [N], got {type(labels).__name__}")
+        raise TypeError(f"labels must be an integer tensor [N], got {type(labels).__name__}")
+    with torch.no_grad():
+        num_classes = model.logits(images[:1].to(model_device(model))).shape[1]
     _as_labels(labels, images.shape[0], num_classes, "labels")
-    images, labels = images.to(device), labels.to(device).long()
-    n = images.shape[0]
-    per_epoch = n // config.batch_size
-    iterations = iterations or config.epochs * per_epoch
-
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    shuffle_gen = torch.Generator().manual_seed(config.seed + 1)
-    if buffer is None:
-        buffer = ReplayBuffer(images.shape[1:], config.buffer_capacity, config.reinit_prob,
-                              config.value_range, device=device)  # fmt: skip
-    buffer.to(device).generator = generator
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr,
-                                 betas=(config.beta1, config.beta2))  # fmt: skip
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=config.lr_gamma)
-
-    from tqdm.auto import tqdm
-
-    history: dict[str, list[float]] = {"iteration": [], "seconds": []}
-    block: dict[str, float] = {}
-    order = torch.empty(0, dtype=torch.long)
-    started = time.perf_counter()
-    model.train()
-    for it in tqdm(range(1, iterations + 1), desc="JEM", disable=not progress):
-        if order.numel() < config.batch_size:  # a new pass over the data
-            if it > 1:
-                scheduler.step()
-            order = torch.randperm(n, generator=shuffle_gen)
-        index, order = order[: config.batch_size].to(device), order[config.batch_size :]
-        row = jem_training_step(model, optimizer, buffer, images[index], labels[index], config,
-                                generator, generative_weight)  # fmt: skip
-        if not math.isfinite(row["loss"]):
-            raise TrainingDiverged(
-                f"JEM loss became {row['loss']} at iteration {it}; try a lower lr or "
-                "generative_weight, or a larger alpha"
-            )
-        for key, value in row.items():
-            block[key] = block.get(key, 0.0) + value
-        if it % log_every == 0 or it == iterations:
-            count = log_every if it % log_every == 0 else it % log_every
-            history["iteration"].append(it)
-            history["seconds"].append(time.perf_counter() - started)
-            for key, total in block.items():
-                history.setdefault(key, []).append(total / count)
-            block = {}
-    model.eval()
-    return history

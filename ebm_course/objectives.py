@@ -35,8 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .sampling import _check_positive_int
+from . import checks
 from .training import TrainConfig
+from .utils import model_device
 
 __all__ = [
     "denoising_score_matching",
@@ -55,11 +56,7 @@ LossFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
 
 def _check_batch(x: torch.Tensor, name: str = "x") -> None:
-    if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[0] == 0:
-        got = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be a non-empty batch [B, ...] (at least 2-D), got {got}")
-    if not x.is_floating_point():
-        raise ValueError(f"{name} must hold floating-point values, got {x.dtype}")
+    checks.finite_tensor(name, x, min_dim=2)
 
 
 def _score(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -124,8 +121,7 @@ def denoising_score_matching(
         with respect to the model's parameters.
     """
     _check_batch(x)
-    if isinstance(sigma, bool) or not isinstance(sigma, int | float) or not 0 < sigma < math.inf:
-        raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
+    checks.number("sigma", sigma, 0.0, open_low=True)
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     grad = _input_gradient(model, x + sigma * noise)
     return 0.5 * _per_example((sigma * grad + noise).pow(2)).mean()
@@ -170,7 +166,7 @@ def sliced_score_matching(
         The scalar loss (mean over examples and projections).
     """
     _check_batch(x)
-    _check_positive_int("n_projections", n_projections)
+    checks.positive_int("n_projections", n_projections)
     # every example once per projection: one double backward covers them all
     x = x.detach().repeat(n_projections, *([1] * (x.dim() - 1))).requires_grad_(True)
     signs = torch.randint(0, 2, x.shape, generator=generator, device=x.device)
@@ -224,9 +220,25 @@ def noise_contrastive_estimation(
         The scalar loss, normalised per data point.
     """
     _check_batch(x)
-    _check_positive_int("noise_ratio", noise_ratio)
+    points, log_noise = _data_and_noise(x, noise, noise_ratio, noise_samples)
+    logit = _score(model, points) - log_noise - math.log(noise_ratio)
+    data_logit, noise_logit = logit[: x.shape[0]], logit[x.shape[0] :]
+    # -log sigmoid(G(x)) for data, -log sigmoid(-G(y)) for noise; sums per data point
+    data_term = -F.logsigmoid(data_logit).mean()
+    noise_term = -F.logsigmoid(-noise_logit).sum() / x.shape[0]
+    return data_term + noise_term
+
+
+def _data_and_noise(
+    x: torch.Tensor,
+    noise: torch.distributions.Distribution,
+    noise_ratio: int,
+    noise_samples: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """NCE's points ``[B + nu B, ...]`` (data first, then noise) and ``log p_n`` of each."""
+    checks.positive_int("noise_ratio", noise_ratio)
     if not isinstance(noise, torch.distributions.Distribution):
-        raise ValueError(f"noise must be a torch.distributions.Distribution, got {type(noise)}")
+        raise TypeError(f"noise must be a torch.distributions.Distribution, got {type(noise)}")
     n_noise = noise_ratio * x.shape[0]
     if noise_samples is None:
         noise_samples = noise.sample((n_noise,)).to(x)
@@ -241,12 +253,7 @@ def noise_contrastive_estimation(
             f"noise.log_prob must give one value per example, [N]; got {list(log_noise.shape)} "
             "(wrap a per-coordinate distribution in torch.distributions.Independent)"
         )
-    logit = _score(model, points) - log_noise - math.log(noise_ratio)
-    data_logit, noise_logit = logit[: x.shape[0]], logit[x.shape[0] :]
-    # -log sigmoid(G(x)) for data, -log sigmoid(-G(y)) for noise; sums per data point
-    data_term = -F.logsigmoid(data_logit).mean()
-    noise_term = -F.logsigmoid(-noise_logit).sum() / x.shape[0]
-    return data_term + noise_term
+    return points, log_noise
 
 
 # ----------------------------------------------------------------------- training
@@ -265,7 +272,7 @@ class TimedEvaluation:
     """
 
     def __init__(self, evaluate: Callable[[nn.Module], float], every: int) -> None:
-        _check_positive_int("every", every)
+        checks.positive_int("every", every)
         self.evaluate = evaluate
         self.every = every
         self.log: dict[str, list[float]] = {"step": [], "seconds": [], "value": []}
@@ -326,14 +333,13 @@ def fit_objective(
         the training loss of every iteration.
     """
     _check_batch(data, "data")
-    _check_positive_int("steps", steps)
-    _check_positive_int("batch_size", batch_size)
-    _check_positive_int("eval_every", eval_every)
+    checks.positive_int("steps", steps)
+    checks.positive_int("batch_size", batch_size)
+    checks.positive_int("eval_every", eval_every)
     if batch_size > data.shape[0]:
         raise ValueError(f"batch_size {batch_size} exceeds the {data.shape[0]} examples of data")
-    if isinstance(lr, bool) or not isinstance(lr, int | float) or not 0 < lr < math.inf:
-        raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
-    device = next(model.parameters()).device
+    checks.number("lr", lr, 0.0, open_low=True)
+    device = model_device(model)
     data = data.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     timer = TimedEvaluation(evaluate or (lambda _model: math.nan), eval_every)

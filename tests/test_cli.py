@@ -17,7 +17,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     ("args", "message"),
     [
         (["train", "--batch-size", "zero"], "invalid int value"),
-        (["train", "--epochs", "0"], "epochs must be a positive integer"),
+        (["train", "--epochs", "0"], "epochs must be an integer >= 1"),
         (["train", "--lr", "-1"], "lr must be a finite number > 0"),
         (["train", "--precision", "fp16"], "precision must be one of"),
         (["train", "--no-such-flag"], "unrecognized arguments"),

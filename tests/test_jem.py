@@ -16,6 +16,7 @@ from ebm_course.jem import (
 )
 from ebm_course.models import CNNEnergy
 from ebm_course.sampling import ReplayBuffer, langevin, uniform_noise
+from ebm_course.speed import SamplerSpeed
 from ebm_course.training import TrainConfig
 
 # a cheap sampler for tests: few short chains, small buffer
@@ -91,7 +92,7 @@ def test_conditional_module_shares_weights_and_samples_with_langevin():
     assert all(a is b for a, b in zip(conditional.parameters(), model.parameters(), strict=True))
     start = uniform_noise((10, 1, 28, 28), generator=torch.Generator().manual_seed(0))
     before = conditional(start).detach()
-    samples = langevin(conditional, start, steps=5, step_size=1.0, precision="fp32")
+    samples = langevin(conditional, start, steps=5, step_size=1.0, speed=SamplerSpeed("fp32"))
     assert samples.shape == start.shape
     assert samples.min() >= -1 and samples.max() <= 1
     assert conditional(samples).mean() > before.mean()  # the chains climb f(x, y)
@@ -208,7 +209,8 @@ def test_fit_jem_rejects_integer_images_like_fit_does():
 )
 def test_fit_jem_rejects_bad_arguments(kwargs, match):
     images, labels = separable_data(16)
-    with pytest.raises(ValueError, match=match):
+    error = TypeError if kwargs.get("log_every") == 1.5 else ValueError  # a float for a count
+    with pytest.raises(error, match=match):
         fit_jem(tiny_jem(), images, labels, TrainConfig(**TINY), progress=False, **kwargs)
 
 
@@ -236,3 +238,58 @@ def test_training_step_rejects_mismatched_labels():
         jem_training_step(model, torch.optim.Adam(model.parameters()), ReplayBuffer(capacity=8),
                           uniform_noise((4, 1, 28, 28)), torch.zeros(3, dtype=torch.long),
                           TrainConfig(**TINY))  # fmt: skip
+
+
+def test_fit_jem_runs_on_the_shared_loop_with_checkpoints_and_resume(tmp_path):
+    """JEM gets what fit has: last.pt after every pass, and a resume that ends bit-identical."""
+    images, labels = separable_data(64)
+    config = TrainConfig(**TINY)
+
+    def run(iterations, folder=None):
+        torch.manual_seed(0)
+        model = tiny_jem()
+        history = fit_jem(
+            model,
+            images,
+            labels,
+            config,
+            iterations=iterations,
+            log_every=2,
+            progress=False,
+            checkpoint_dir=folder,
+        )
+        return model, history
+
+    straight, straight_history = run(8)
+    run(5, tmp_path)  # one pass of 4 iterations, then 1 of the second: saved mid-pass
+    assert (tmp_path / "last.pt").is_file()
+    resumed, resumed_history = run(8, tmp_path)
+    for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b)
+    # the first call logged its last, partial block (iteration 5) before stopping
+    assert resumed_history["iteration"] == [2, 4, 5, 6, 8]
+    assert straight_history["iteration"] == [2, 4, 6, 8]
+
+
+def test_fit_jem_rolls_back_a_diverged_step():
+    from ebm_course.training import DivergenceGuard
+
+    images, labels = separable_data(32)
+    calls = {"n": 0}
+
+    class FailOnce(DivergenceGuard):
+        def problem(self, row):
+            calls["n"] += 1
+            return "forced" if calls["n"] == 5 else super().problem(row)
+
+    torch.manual_seed(0)
+    history = fit_jem(
+        tiny_jem(),
+        images,
+        labels,
+        TrainConfig(**TINY),
+        iterations=8,
+        guard=FailOnce(),
+        progress=False,
+    )
+    assert [event["reason"] for event in history.events] == ["forced"]

@@ -76,3 +76,46 @@ def test_torch_is_not_pinned_above_the_supported_release():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     torch_req = next(r for r in project["dependencies"] if _name(r) == "torch")
     assert "<=2.14.1" in torch_req
+
+
+def _functions(tree):
+    import ast
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            first = min([d.lineno for d in node.decorator_list] + [node.lineno])
+            yield node.name, node.lineno, node.end_lineno - first + 1
+
+
+def test_functions_and_modules_stay_short_enough_to_read():
+    """No function of the package over 60 lines (docstring included), no module over 500."""
+    import ast
+
+    too_long = []
+    for path in sorted((REPO / "ebm_course").rglob("*.py")):
+        source = path.read_text()
+        lines = len(source.splitlines())
+        if lines > 500:
+            too_long.append(f"{path.name}: {lines} lines")
+        for name, line, length in _functions(ast.parse(source)):
+            if length > 60:
+                too_long.append(f"{path.name}:{line} {name}: {length} lines")
+    assert not too_long, too_long
+
+
+def test_no_module_imports_another_modules_private_names():
+    import ast
+
+    offenders = []
+    for path in sorted((REPO / "ebm_course").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level >= 1:
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                if private and not node.module.split(".")[-1].startswith("_"):
+                    offenders.append(f"{path.name}: from {node.module} import {private}")
+    assert not offenders, offenders
+
+
+def test_no_formatter_islands():
+    hits = [p.name for p in (REPO / "ebm_course").rglob("*.py") if "fmt: skip" in p.read_text()]
+    assert not hits, hits

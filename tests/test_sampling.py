@@ -8,6 +8,7 @@ from torch import nn
 
 from ebm_course.models import CNNEnergy, load_tutorial_checkpoint
 from ebm_course.sampling import ReplayBuffer, autocast_dtype, langevin, score_gradient
+from ebm_course.speed import SamplerSpeed
 
 
 class GaussianScore(nn.Module):
@@ -92,7 +93,7 @@ def test_trajectory_last_step_equals_the_plain_result():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"steps": 0}, "steps must be a positive integer"),
+        ({"steps": 0}, "steps must be an integer >= 1"),
         ({"step_size": -1.0}, "step_size"),
         ({"noise_std": -0.1}, "noise_std"),
         ({"grad_clamp": 0.0}, "grad_clamp"),
@@ -197,7 +198,7 @@ def test_fast_fp32_chains_match_plain_chains(tutorial_checkpoint):
 
     def run(**speed):
         gen = torch.Generator().manual_seed(1)
-        return langevin(model, x, steps=60, precision="fp32", generator=gen, **speed)
+        return langevin(model, x, steps=60, generator=gen, speed=SamplerSpeed("fp32", **speed))
 
     torch.testing.assert_close(run(channels_last=True), run(channels_last=False), rtol=0, atol=1e-3)
 
@@ -211,7 +212,7 @@ def test_bf16_gradient_is_close_and_bf16_samples_have_the_same_scores(tutorial_c
 
     def scores(precision):
         gen = torch.Generator().manual_seed(2)
-        samples = langevin(model, x, steps=60, precision=precision, generator=gen)
+        samples = langevin(model, x, steps=60, generator=gen, speed=SamplerSpeed(precision))
         with torch.no_grad():
             return model(samples)
 
@@ -225,7 +226,7 @@ def test_precision_option_is_validated_and_auto_resolves():
     assert autocast_dtype("bf16", torch.device("cpu")) is torch.bfloat16
     assert autocast_dtype("auto", torch.device("cpu")) in (None, torch.bfloat16)
     with pytest.raises(ValueError, match="precision must be one of"):
-        langevin(CNNEnergy(), torch.zeros(2, 1, 28, 28), precision="fp16")
+        langevin(CNNEnergy(), torch.zeros(2, 1, 28, 28), speed=SamplerSpeed(precision="fp16"))
 
 
 def test_compile_falls_back_to_eager_with_a_warning(monkeypatch):
@@ -241,7 +242,8 @@ def test_compile_falls_back_to_eager_with_a_warning(monkeypatch):
     model = CNNEnergy()
     x = torch.rand(4, 1, 28, 28) * 2 - 1
     with pytest.warns(RuntimeWarning, match="torch.compile failed"):
-        out = langevin(model, x, steps=2, compile=True, generator=torch.Generator().manual_seed(0))
+        fast = SamplerSpeed(compile=True)
+        out = langevin(model, x, steps=2, speed=fast, generator=torch.Generator().manual_seed(0))
     eager = langevin(model, x, steps=2, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(out, eager)
 
@@ -300,12 +302,14 @@ def test_buffer_size_is_min_of_pushed_and_capacity(capacity, pushes, batch):
     steps=st.one_of(st.integers(-5, 0), st.floats(0.5, 3.0), st.text(max_size=2)),
     step_size=st.one_of(st.floats(max_value=0.0), st.just(float("nan"))),
 )
-def test_bad_sampler_options_always_raise_value_error(steps, step_size):
+def test_bad_sampler_options_always_raise_a_clear_error(steps, step_size):
     x = torch.zeros(1, 2)
     model = GaussianScore(0.0, 1.0)
-    with pytest.raises(ValueError):
+    # the wrong kind of value (a float or text for a count) is a TypeError, a bad value a
+    # ValueError; both name the argument
+    with pytest.raises((TypeError, ValueError), match="steps"):
         langevin(model, x, steps=steps)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="step_size"):
         langevin(model, x, steps=1, step_size=step_size)
 
 
@@ -313,7 +317,13 @@ def test_cuda_graph_switch_is_ignored_off_cuda():
     model = CNNEnergy()
     x = torch.rand(4, 1, 28, 28) * 2 - 1
     runs = [
-        langevin(model, x, steps=3, cuda_graph=flag, generator=torch.Generator().manual_seed(0))
+        langevin(
+            model,
+            x,
+            steps=3,
+            speed=SamplerSpeed(cuda_graph=flag),
+            generator=torch.Generator().manual_seed(0),
+        )
         for flag in (True, False)
     ]
     torch.testing.assert_close(runs[0], runs[1], rtol=0, atol=0)
@@ -326,7 +336,8 @@ def test_cuda_graph_chains_match_eager_chains_on_gpu():
 
     def run(flag):
         gen = torch.Generator(device="cuda").manual_seed(0)
-        return langevin(model, x, steps=20, precision="fp32", cuda_graph=flag, generator=gen)
+        speed = SamplerSpeed(precision="fp32", cuda_graph=flag)
+        return langevin(model, x, steps=20, speed=speed, generator=gen)
 
     torch.testing.assert_close(run(True), run(False), rtol=0, atol=1e-4)
 

@@ -101,8 +101,8 @@ def test_errors():
         sample("spirals", 10)
     with pytest.raises(ValueError, match="checkerboard"):
         true_log_density("spirals", torch.zeros(1, 2))
-    for bad in (0, -3, 2.5, True):
-        with pytest.raises(ValueError, match="n must be"):
+    for bad, error in ((0, ValueError), (-3, ValueError), (2.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="n must be"):
             sample("rings", bad)
     with pytest.raises(ValueError, match=r"\[N, 2\]"):
         true_log_density("rings", torch.zeros(4, 3))

@@ -213,6 +213,109 @@ def test_resume_refuses_a_different_config(tmp_path, blob):
         )
 
 
+def test_an_older_run_without_a_newer_config_field_resumes(tmp_path, blob):
+    """A run saved before a TrainConfig field existed resumes: the field takes its default."""
+    data = blob(128)
+    fit(
+        toy_model(),
+        data,
+        None,
+        TrainConfig(epochs=1, **TOY),
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
+    last = tmp_path / "last.pt"
+    state = torch.load(last, weights_only=True)
+    del state["config"]["flatness"]  # as written before flatness existed
+    torch.save(state, last)
+    history = fit(
+        toy_model(),
+        data,
+        None,
+        TrainConfig(epochs=2, **TOY),
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
+    assert history.epoch == [1, 2]
+    # but asking for a non-default value of the missing field changes the algorithm
+    with pytest.raises(ValueError, match=r"config differs in \['flatness'\]"):
+        fit(
+            toy_model(),
+            data,
+            None,
+            TrainConfig(epochs=3, flatness=1.0, **TOY),
+            checkpoint_dir=tmp_path,
+            progress=False,
+        )
+
+
+def test_resume_accepts_other_speed_switches_and_reads_the_format_tag(tmp_path, blob):
+    data = blob(128)
+    fit(
+        toy_model(),
+        data,
+        None,
+        TrainConfig(epochs=1, **TOY),
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
+    faster = TrainConfig(epochs=2, precision="fp32", channels_last=False, **TOY)
+    assert fit(toy_model(), data, None, faster, checkpoint_dir=tmp_path, progress=False).epoch == [
+        1,
+        2,
+    ]
+    last = tmp_path / "last.pt"
+    state = torch.load(last, weights_only=True)
+    assert state["format"] == "ebm_course.fit/2"
+    state["format"] = "ebm_course.fit/99"
+    torch.save(state, last)
+    with pytest.raises(ValueError, match="fit/99"):
+        fit(
+            toy_model(),
+            data,
+            None,
+            TrainConfig(epochs=3, **TOY),
+            checkpoint_dir=tmp_path,
+            progress=False,
+        )
+
+
+def test_a_version_1_checkpoint_is_upgraded_on_resume(tmp_path, blob):
+    data = blob(128)
+    config = TrainConfig(epochs=1, **TOY)
+    fit(toy_model(), data, None, config, checkpoint_dir=tmp_path, progress=False)
+    last = tmp_path / "last.pt"
+    state = torch.load(last, weights_only=True)
+    rng = state["rng"]
+    state["rng"] = {**rng, "sample": rng["generators"][0], "shuffle": rng["generators"][1]}
+    del state["rng"]["generators"], state["history"]["iterations"], state["format"]
+    torch.save(state, last)
+    history = fit(
+        toy_model(),
+        data,
+        None,
+        TrainConfig(epochs=2, **TOY),
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
+    assert history.iterations == [2, 4]  # 128 examples / batch 64 per epoch
+
+
+def test_the_history_counts_iterations(blob):
+    config = TrainConfig(epochs=2, iters_per_epoch=3, **TOY)
+    history = fit(toy_model(), blob(128), None, config, progress=False)
+    assert history.iterations == [3, 6]
+
+
+def test_fit_leaves_the_callers_buffer_generator_alone(blob):
+    own = torch.Generator().manual_seed(123)
+    buffer = ReplayBuffer((2,), capacity=64, generator=own)
+    before = own.get_state().clone()
+    fit(toy_model(), blob(128), None, TrainConfig(epochs=1, **TOY), buffer=buffer, progress=False)
+    assert buffer.generator is own and torch.equal(own.get_state(), before)
+    assert len(buffer) == 64  # but the samples went into it
+
+
 def test_best_checkpoint_holds_the_lowest_val_cdiv(tmp_path, blob):
     from ebm_course.checkpoint import load_checkpoint
 
@@ -235,10 +338,26 @@ def test_fit_rejects_bad_data(blob):
         fit(toy_model(), torch.zeros(100, 2, dtype=torch.long), progress=False)
 
 
-def test_history_roundtrip():
+def test_history_roundtrip_and_columns_defined_once():
+    from ebm_course.plots import HISTORY_PANELS
+    from ebm_course.training import HISTORY_KEYS, STEP_KEYS
+
     history = History()
-    history.append(epoch=1, loss=0.5)
+    row = dict.fromkeys(HISTORY_KEYS, 0.25)
+    history.append(**{**row, "epoch": 1, "loss": 0.5})
     assert History.from_dict(history.to_dict()).loss == [0.5]
+    assert History.from_dict(history.to_dict()) == history
+    with pytest.raises(ValueError, match="missing"):
+        history.append(epoch=2, loss=0.5)
+    # the step keys, the history's columns and the plot panels come from one table
+    assert set(STEP_KEYS) < set(HISTORY_KEYS)
+    assert {key for _, _, keys in HISTORY_PANELS for key in keys} < set(HISTORY_KEYS)
+
+
+def test_an_older_history_without_a_column_reads_it_as_nan():
+    old = {"epoch": [1, 2], "loss": [0.5, 0.4], "events": []}
+    history = History.from_dict(old)
+    assert history.loss == [0.5, 0.4] and all(math.isnan(v) for v in history.iterations)
 
 
 def test_tensorboard_logging(tmp_path, blob):
@@ -370,7 +489,7 @@ def test_same_seed_same_history_on_cpu(blob):
 
 
 def test_fit_rejects_data_outside_the_value_range_and_nan(blob):
-    with pytest.raises(ValueError, match=r"train_data has values in \[-1.6.*value_range"):
+    with pytest.raises(ValueError, match=r"train_data has values in \[-1.6.*outside value_range"):
         fit(toy_model(), blob(128) * 10 - 3, config=TrainConfig(**TOY), progress=False)
     nan_data = blob(128)
     nan_data[3, 0] = float("nan")

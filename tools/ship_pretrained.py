@@ -65,7 +65,6 @@ def main() -> None:
         )
     table = format_table(results)
     print(table)
-    iters = len(history["epoch"]) and (10_000 // config["batch_size"])
     card = {
         "name": "mnist",
         "model": "ebm_course.models.CNNEnergy",
@@ -80,7 +79,7 @@ def main() -> None:
         "data": "MNIST train: the 10,000 offline images (first 10,000 of the 60,000, shuffled); "
         "validation: the real 10,000 MNIST test images. MNIST by LeCun & Cortes, CC BY-SA 3.0.",
         "epochs": len(history["epoch"]),
-        "iterations": len(history["epoch"]) * iters,
+        "iterations": history["iterations"][-1] if history["epoch"] else 0,
         "train_seconds": round(sum(history["seconds"]), 1),
         "device": "cpu" if not torch.cuda.is_available() else torch.cuda.get_device_name(),
         "cpu": platform.processor() or platform.machine(),

@@ -1,0 +1,132 @@
+"""Input checks shared by the whole package, with one rule for the error type.
+
+- ``TypeError``: the argument is not the *kind* of thing asked for (a string where a number
+  is needed, a float where an integer is, a list where a tensor is, integer pixels where
+  floating-point images are).
+- ``ValueError``: the kind is right but the *value* is not (a negative count, a shape that
+  does not fit, NaN pixels, a range with ``low >= high``).
+
+Every message names the argument. Each function returns the checked value, so that a check
+and its use can be one line: ``steps = positive_int("steps", steps)``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import torch
+
+__all__ = [
+    "as_images",
+    "boolean",
+    "finite_tensor",
+    "in_range",
+    "number",
+    "one_of",
+    "positive_int",
+    "value_range",
+]
+
+
+def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
+    """``value`` as an ``int >= minimum`` (NumPy integers count; ``bool`` does not)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def number(
+    name: str,
+    value: Any,
+    low: float = -math.inf,
+    high: float = math.inf,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> float:
+    """``value`` as a finite real number in ``[low, high]`` (``(low, ...`` with ``open_low``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    too_low = value <= low if open_low else value < low
+    too_high = value >= high if open_high else value > high
+    if not math.isfinite(value) or too_low or too_high:
+        interval = _interval(low, high, open_low, open_high)
+        raise ValueError(f"{name} must be a finite number {interval}, got {value!r}")
+    return float(value)
+
+
+def _interval(low: float, high: float, open_low: bool, open_high: bool) -> str:
+    """The allowed values in words: ``"> 0"``, ``">= 0"``, ``"in [0, 1)"``."""
+    if high == math.inf:
+        return f"{'>' if open_low else '>='} {low:g}"
+    if low == -math.inf:
+        return f"{'<' if open_high else '<='} {high:g}"
+    return f"in {'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+
+
+def one_of(name: str, value: Any, choices: tuple) -> Any:
+    """``value`` if it is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def value_range(name: str, value: Any) -> tuple[float, float]:
+    """``value`` as a pair ``(low, high)`` of finite numbers with ``low < high``."""
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a pair (low, high) of numbers, got {value!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"{name} must be (low, high) with finite low < high, got {value!r}")
+    return low, high
+
+
+def finite_tensor(name: str, x: Any, *, min_dim: int = 1) -> torch.Tensor:
+    """``x`` as a non-empty floating-point tensor with ``>= min_dim`` dimensions, no NaN/Inf."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must hold floating-point values, got {x.dtype}")
+    if x.dim() < min_dim or x.shape[0] == 0:
+        raise ValueError(
+            f"{name} must be a non-empty batch [N, ...] with at least {min_dim} dimension(s), "
+            f"got shape {list(x.shape)}"
+        )
+    if x.device.type != "meta" and not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or Inf values")
+    return x
+
+
+def in_range(name: str, x: torch.Tensor, bounds: tuple[float, float] | None) -> torch.Tensor:
+    """``x`` if all its values lie in ``bounds = (low, high)`` (anything when ``None``)."""
+    if bounds is None or x.device.type == "meta":
+        return x
+    low, high = x.min().item(), x.max().item()
+    if low < bounds[0] or high > bounds[1]:
+        raise ValueError(
+            f"{name} has values in [{low:.4g}, {high:.4g}], outside value_range "
+            f"{tuple(bounds)}: scale the data to that range first"
+        )
+    return x
+
+
+def as_images(name: str, data: Any) -> torch.Tensor:
+    """A batch of examples ``[N, ...]`` as one float tensor (a dataset of ``(image, label)``
+    pairs is materialised once with :func:`ebm_course.data.to_tensors`)."""
+    if isinstance(data, torch.utils.data.Dataset):
+        from .data import to_tensors
+
+        data, _ = to_tensors(data)
+    return finite_tensor(name, data, min_dim=2)
+
+
+def boolean(name: str, value: Any) -> bool:
+    """``value`` if it is ``True`` or ``False``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
