@@ -13,6 +13,8 @@ never import ``models``):
   replay buffer; :mod:`ebm_course.speed` the sampler's speed switches (``SamplerSpeed``)
 - :mod:`ebm_course.training` ``TrainConfig``, ``History``, the shared ``Trainer`` loop, ``fit``
 - :mod:`ebm_course.checks`, :mod:`ebm_course.utils` input checks and small torch utilities
+- :mod:`ebm_course.exercises` checked exercises for the lessons (``check``, ``stub``,
+  ``show_solution``)
 - :mod:`ebm_course.data`     MNIST / FashionMNIST in [-1, 1], with an offline sample
 - :mod:`ebm_course.plots`    image grids, MCMC trajectories, curves, histograms
 - :mod:`ebm_course.toy`      2-D data with known densities, grid partition functions, exact NLL
@@ -80,6 +82,7 @@ _SUBMODULES = {
     "checks",
     "utils",
     "speed",
+    "exercises",
 }
 
 __all__ = ["device", "quick", "__version__", *_EXPORTS]
