@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .utils import batched
+
 __all__ = [
     "CLASSIFIER_PATH",
     "FEATURE_DIM",
@@ -124,23 +126,20 @@ def train_classifier(
 
     Returns:
         The trained classifier in eval mode, on ``device``.
+
+    Raises:
+        ValueError: ``epochs < 1``, ``images`` not ``[N, 1, 28, 28]`` or ``labels`` not ``[N]``.
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    if images.dim() != 4 or tuple(images.shape[1:]) != _IMAGE_SHAPE:
-        raise ValueError(f"images must be [N, 1, 28, 28], got {list(images.shape)}")
-    if labels.shape != images.shape[:1]:
-        raise ValueError(f"labels must be [N] with N={len(images)}, got {list(labels.shape)}")
+    _check_training_data(images, labels, epochs)
     device = torch.device(device) if device is not None else images.device
     images = images.to(device, torch.float32)
     labels = labels.to(device, torch.int64)
-    n = len(images)
-    steps_per_epoch = math.ceil(n / batch_size)
+    steps_per_epoch = math.ceil(len(images) / batch_size)
 
     devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=devices):  # the caller's global RNG stays as it was
         torch.manual_seed(seed)
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(seed)  # shuffling and augmentation
         model = MNISTClassifier().to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -148,47 +147,64 @@ def train_classifier(
         )
         model.train()
         for epoch in range(epochs):
-            order = torch.randperm(n, generator=generator).to(device)
-            total_loss, correct = 0.0, 0
-            for start in range(0, n, batch_size):
-                index = order[start : start + batch_size]
-                x = _random_shift(images[index], max_shift, generator)
-                y = labels[index]
-                logits = model(x)
-                loss = F.cross_entropy(logits, y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                total_loss += loss.item() * len(index)
-                correct += int((logits.argmax(1) == y).sum())
+            loss, train_acc = _train_epoch(
+                model, optimizer, scheduler, images, labels, batch_size, max_shift, generator
+            )
             if verbose:
                 print(
-                    f"epoch {epoch + 1}/{epochs}: loss {total_loss / n:.4f}, "
-                    f"train accuracy {correct / n:.4f}",
+                    f"epoch {epoch + 1}/{epochs}: loss {loss:.4f}, train accuracy {train_acc:.4f}",
                     flush=True,
                 )
     return model.eval()
 
 
-@torch.no_grad()
+def _check_training_data(images: Tensor, labels: Tensor, epochs: int) -> None:
+    """Check the arguments of :func:`train_classifier` that training cannot do without."""
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if images.dim() != 4 or tuple(images.shape[1:]) != _IMAGE_SHAPE:
+        raise ValueError(f"images must be [N, 1, 28, 28], got {list(images.shape)}")
+    if labels.shape != images.shape[:1]:
+        raise ValueError(f"labels must be [N] with N={len(images)}, got {list(labels.shape)}")
+
+
+def _train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    images: Tensor,
+    labels: Tensor,
+    batch_size: int,
+    max_shift: int,
+    generator: torch.Generator,
+) -> tuple[float, float]:
+    """One pass over the data in a random order, an optimizer and a scheduler step per batch.
+    Returns the mean cross-entropy and the training accuracy (both as measured during the pass)."""
+    n = len(images)
+    order = torch.randperm(n, generator=generator).to(images.device)
+    total_loss, correct = 0.0, 0
+    for start in range(0, n, batch_size):
+        index = order[start : start + batch_size]
+        x = _random_shift(images[index], max_shift, generator)
+        y = labels[index]
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        total_loss += loss.item() * len(index)
+        correct += int((logits.argmax(1) == y).sum())
+    return total_loss / n, correct / n
+
+
 def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int = 1000) -> float:
     """Fraction of ``images`` ``[N, 1, 28, 28]`` whose argmax logit equals ``labels`` ``[N]``.
 
     Runs in eval mode on the model's device (the model's train/eval mode is restored).
     """
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    try:
-        correct = 0
-        for start in range(0, len(images), batch_size):
-            x = images[start : start + batch_size].to(device)
-            y = labels[start : start + batch_size].to(device)
-            correct += int((model(x).argmax(1) == y).sum())
-    finally:
-        model.train(was_training)
-    return correct / max(len(images), 1)
+    predicted = batched(lambda x: model(x).argmax(1), model, images, batch_size)
+    return int((predicted.long() == labels.cpu()).sum()) / max(len(images), 1)
 
 
 def load_classifier(

@@ -194,14 +194,12 @@ def _load(
     transform: Transform | None,
     stacklevel: int,
 ) -> Dataset:
+    """The loader behind :func:`load_dataset` and its siblings: the raw files under the root,
+    else a download (when allowed), else the shipped sample (MNIST with ``fallback``), else a
+    :class:`FileNotFoundError`. ``stacklevel`` points the fallback's warning at the caller."""
     key = _canonical_name(name)
     folder, display = _SOURCES[key]
-    root_path = dataset_root(root)
-    if root_path.exists() and not root_path.is_dir():
-        raise NotADirectoryError(
-            f"dataset root {root_path} exists but is not a folder; pass root= (or set "
-            f"PATH_DATASETS to) the folder that holds {folder}/raw/"
-        )
+    root_path = _root_folder(root, folder)
     raw = root_path / folder / "raw"
     if transform is None:
         transform = mnist_transform()
@@ -219,36 +217,58 @@ def _load(
         except Exception as err:  # no network, blocked mirror, read-only folder, ...
             error = err
 
-    how = (
-        f"the download failed ({_first_line(error)})"
-        if error is not None
-        else "download=False, so nothing was downloaded"
-    )
-    expected = ", ".join(f"{folder}/raw/{f}" for f in _RAW_FILES)
     missing = ", ".join(_missing_files(raw))
+    how = _what_happened(error)
     if key == "mnist" and fallback:
-        split_note = (
-            " You asked for the test split (train=False): the sample is all there is offline, "
-            "so it stands in for the test set too (its images are training images)."
-            if not train
-            else ""
-        )
-        warnings.warn(
-            f"Full MNIST not found at {raw} (missing: {missing}) and {how}. Using the shipped "
-            f"2,000-image sample of MNIST train instead.{split_note} To use the full set, set "
-            f"PATH_DATASETS (or pass root=) to a folder holding {expected}, or run with a "
-            "network and download=True.",
-            UserWarning,
-            stacklevel=stacklevel,
-        )
+        _warn_fallback(raw, missing, how, train, stacklevel=stacklevel + 1)  # +1: one call deeper
         return MNISTSample(transform=transform)
-
     no_sample = " (no offline sample is shipped for FashionMNIST)" if key != "mnist" else ""
     raise FileNotFoundError(
         f"{display} not found at {raw} (missing: {missing}) and {how}{no_sample}. Expected "
-        f"under {root_path}: {expected}. Set PATH_DATASETS (or pass root=) to the folder that "
-        f"holds {folder}/raw/, or run with a network and download=True."
+        f"under {root_path}: {_expected_files(folder)}. Set PATH_DATASETS (or pass root=) to the "
+        f"folder that holds {folder}/raw/, or run with a network and download=True."
     ) from error
+
+
+def _root_folder(root: str | os.PathLike[str] | None, folder: str) -> Path:
+    """:func:`dataset_root`, which must be a folder if it exists."""
+    root_path = dataset_root(root)
+    if root_path.exists() and not root_path.is_dir():
+        raise NotADirectoryError(
+            f"dataset root {root_path} exists but is not a folder; pass root= (or set "
+            f"PATH_DATASETS to) the folder that holds {folder}/raw/"
+        )
+    return root_path
+
+
+def _what_happened(error: Exception | None) -> str:
+    """Why the raw files are still missing: the download failed (with ``error``) or none ran."""
+    if error is not None:
+        return f"the download failed ({_first_line(error)})"
+    return "download=False, so nothing was downloaded"
+
+
+def _expected_files(folder: str) -> str:
+    """The raw files torchvision reads for ``folder``, as one string for the messages."""
+    return ", ".join(f"{folder}/raw/{f}" for f in _RAW_FILES)
+
+
+def _warn_fallback(raw: Path, missing: str, how: str, train: bool, stacklevel: int) -> None:
+    """The ``UserWarning`` that the shipped MNIST sample stands in for the full set."""
+    split_note = (
+        " You asked for the test split (train=False): the sample is all there is offline, "
+        "so it stands in for the test set too (its images are training images)."
+        if not train
+        else ""
+    )
+    warnings.warn(
+        f"Full MNIST not found at {raw} (missing: {missing}) and {how}. Using the shipped "
+        f"2,000-image sample of MNIST train instead.{split_note} To use the full set, set "
+        f"PATH_DATASETS (or pass root=) to a folder holding {_expected_files('MNIST')}, or run "
+        "with a network and download=True.",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
 
 
 def load_dataset(

@@ -39,6 +39,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .utils import batched, model_device
+
 __all__ = [
     "OOD_SETS",
     "add_gaussian_noise",
@@ -110,35 +112,12 @@ def auroc(in_scores: Sequence[float] | np.ndarray | Tensor, out_scores: Any) -> 
     return float(roc_auc_score(y_true, np.concatenate([pos, neg])))
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    param = next(iter(model.parameters()), None)
-    return param.device if param is not None else torch.device("cpu")
-
-
-@torch.no_grad()
-def _batched(fn: Any, model: nn.Module, images: Tensor, batch_size: int) -> Tensor:
-    """``fn(batch)`` over ``images`` in eval mode on the model's device, concatenated on CPU."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    device = _device_of(model)
-    was_training = model.training
-    model.eval()
-    try:
-        out = [
-            fn(images[i : i + batch_size].to(device, torch.float32)).float().cpu()
-            for i in range(0, len(images), batch_size)
-        ]
-    finally:
-        model.train(was_training)
-    return torch.cat(out) if out else torch.empty(0)
-
-
 def scores(model: nn.Module, images: Tensor, batch_size: int = 512) -> Tensor:
     """The model's scores ``f(x) = -E(x)`` for ``images`` ``[N, 1, 28, 28]``: float32 ``[N]``
     on the CPU. Runs under ``torch.no_grad()`` in eval mode on the model's device (the
     model's train/eval mode is restored)."""
     _check_images(images, "images")
-    return _batched(model, model, images, batch_size).reshape(len(images))
+    return batched(model, model, images.float(), batch_size).reshape(len(images))
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,7 +269,7 @@ def _classify(classifier: nn.Module, images: Tensor, batch_size: int) -> tuple[T
     def both(x: Tensor) -> Tensor:
         return torch.cat([classifier.features(x), classifier(x).softmax(-1)], dim=1)
 
-    out = _batched(both, classifier, images, batch_size)
+    out = batched(both, classifier, images.float(), batch_size)
     return out[:, :-10], out[:, -10:]
 
 
@@ -338,9 +317,19 @@ def sample_quality(
           below 0.5 (the classifier sees no clear digit: a proxy for malformed samples);
           ``"malformed_fraction_real"``: the same for the reference images.
         - ``"n_samples"``, ``"n_real"``, ``"steps"``.
-    """
-    from .sampling import langevin, uniform_noise
 
+    Raises:
+        ValueError: ``n < 2``, ``batch_size < 1``, ``steps < 1``, or ``real_images`` not
+            ``[R, 1, 28, 28]`` with ``R >= 4``.
+    """
+    m = _reference_size(n, steps, batch_size, real_images)
+    samples = _langevin_samples(model, n, steps, batch_size, generator, langevin_kwargs)
+    judged = _judge(classifier, samples, real_images[: 2 * m].cpu(), m, batch_size)
+    return {**judged, "n_samples": n, "n_real": m, "steps": steps}
+
+
+def _reference_size(n: int, steps: int, batch_size: int, real_images: Tensor) -> int:
+    """Check :func:`sample_quality`'s sizes; return ``m``, the size of each set of real images."""
     if n < 2 or batch_size < 1 or steps < 1:
         raise ValueError(
             f"need n >= 2, batch_size >= 1, steps >= 1; got {n}, {batch_size}, {steps}"
@@ -349,8 +338,22 @@ def sample_quality(
     m = min(n, len(real_images) // 2)
     if m < 2:
         raise ValueError(f"real_images must hold at least 4 images, got {len(real_images)}")
+    return m
 
-    device = _device_of(model)
+
+def _langevin_samples(
+    model: nn.Module,
+    n: int,
+    steps: int,
+    batch_size: int,
+    generator: torch.Generator | None,
+    langevin_kwargs: dict[str, Any],
+) -> Tensor:
+    """``n`` images ``[n, 1, 28, 28]`` (on the CPU) from ``batch_size`` chains at a time, each
+    batch starting from fresh uniform noise on the model's device."""
+    from .sampling import langevin, uniform_noise
+
+    device = model_device(model)
     chunks = []
     for start in range(0, n, batch_size):
         count = min(batch_size, n - start)
@@ -358,10 +361,15 @@ def sample_quality(
         chunks.append(
             langevin(model, x0, steps=steps, generator=generator, **langevin_kwargs).cpu()
         )
-    samples = torch.cat(chunks)
+    return torch.cat(chunks)
 
+
+def _judge(
+    classifier: nn.Module, samples: Tensor, real: Tensor, m: int, batch_size: int
+) -> dict[str, Any]:
+    """The classifier's verdict on ``samples``; ``real`` holds ``2 m`` real images: the first
+    ``m`` are the reference set, the other ``m`` give the real-vs-real floor."""
     feats_gen, probs_gen = _classify(classifier, samples, batch_size)
-    real = real_images[: 2 * m].cpu()
     feats_real, probs_real = _classify(classifier, real, batch_size)
     histogram = torch.bincount(probs_gen.argmax(1), minlength=10).tolist()
     return {
@@ -371,14 +379,15 @@ def sample_quality(
         ),
         "class_histogram": histogram,
         "class_entropy": class_entropy(histogram),
-        "malformed_fraction": float((probs_gen.max(1).values < MALFORMED_THRESHOLD).float().mean()),
-        "malformed_fraction_real": float(
-            (probs_real[:m].max(1).values < MALFORMED_THRESHOLD).float().mean()
-        ),
-        "n_samples": n,
-        "n_real": m,
-        "steps": steps,
+        "malformed_fraction": _unsure_fraction(probs_gen),
+        "malformed_fraction_real": _unsure_fraction(probs_real[:m]),
     }
+
+
+def _unsure_fraction(probs: Tensor) -> float:
+    """Fraction of rows of ``probs`` ``[N, 10]`` whose largest probability is below
+    :data:`MALFORMED_THRESHOLD`: the classifier sees no clear digit."""
+    return float((probs.max(1).values < MALFORMED_THRESHOLD).float().mean())
 
 
 # --------------------------------------------------------------------------------------------
@@ -418,12 +427,12 @@ def evaluate(
     mnist_test, _ = to_tensors(load_mnist(train=False, **options))
     fashion_test, _ = to_tensors(load_fashion_mnist(train=False, **options))
     if classifier is None:
-        classifier = load_classifier(map_location=_device_of(model))
+        classifier = load_classifier(map_location=model_device(model))
 
     results: dict[str, Any] = {}
     ood = ood_table(model, mnist_test, fashion_test, torch.Generator().manual_seed(seed))
     results.update({f"auroc_{name}": value for name, value in ood.items()})
-    device = _device_of(model)
+    device = model_device(model)
     generator = torch.Generator(device=device).manual_seed(seed)
     results.update(
         sample_quality(

@@ -1,21 +1,21 @@
-"""Figures for the course: image grids, MCMC trajectories, training curves, score
-histograms and 2-D densities.
+"""Figures for the course: image grids, MCMC trajectories, training curves, score histograms
+and 2-D densities.
 
 Sign convention (as everywhere in :mod:`ebm_course`): a model returns the *score*
 ``f(x) = -E(x)``; higher score = lower energy = more likely. Images are float tensors
 ``[B, C, H, W]`` with pixels in ``[-1, 1]`` unless a ``value_range`` says otherwise.
 
-Every function returns a :class:`matplotlib.figure.Figure` and never calls
-``plt.show()`` or sets the matplotlib backend: in a notebook the figure displays
-itself, in a script call ``fig.savefig(...)``. Functions that accept ``ax`` draw into
-that axes and return its figure. ``torchvision`` and ``seaborn`` are imported inside
-the functions that need them, so importing this module stays cheap.
+Every function returns a :class:`matplotlib.figure.Figure` and never calls ``plt.show()`` or
+sets the matplotlib backend: in a notebook the figure displays itself, in a script call
+``fig.savefig(...)``. Functions that accept ``ax`` draw into that axes and return its figure.
+``torchvision`` and ``seaborn`` are imported inside the functions that need them, so
+importing this module stays cheap.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -24,6 +24,10 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from torch import Tensor
+
+from . import checks
+from .training.history import PANELS
+from .utils import model_device
 
 __all__ = [
     "image_grid",
@@ -34,13 +38,9 @@ __all__ = [
     "HISTORY_PANELS",
 ]
 
-# Panels of ``plot_history``: (title, y label, keys drawn in that panel).
-HISTORY_PANELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    ("Loss", "loss", ("loss", "reg_loss", "cdiv")),
-    ("Scores f(x) = -E(x)", "mean score", ("real_score", "fake_score", "noise_score")),
-    ("Validation", "contrastive divergence", ("val_cdiv",)),
-    ("Learning rate", "lr", ("lr",)),
-)
+# Panels of ``plot_history``: (title, y label, keys drawn in that panel), defined with the
+# history's columns in ebm_course.training.history.
+HISTORY_PANELS = PANELS
 
 
 # --------------------------------------------------------------------------- helpers
@@ -49,23 +49,7 @@ HISTORY_PANELS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     if ax is not None:
         return ax.figure, ax
-    fig, ax = plt.subplots(figsize=figsize)
-    return fig, ax
-
-
-def _check_positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _check_range(name: str, value: Any) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (low, high), got {value!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
-        raise ValueError(f"{name} must be (low, high) with finite low < high, got {value!r}")
-    return lo, hi
+    return plt.subplots(figsize=figsize)
 
 
 def _grid_tensor(
@@ -139,10 +123,9 @@ def image_grid(
             ``nrow``/``padding`` or an invalid ``value_range``.
     """
     _check_images(images)
-    _check_positive_int("nrow", nrow)
-    if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
-        raise ValueError(f"padding must be an integer >= 0, got {padding!r}")
-    value_range = _check_range("value_range", value_range)
+    checks.positive_int("nrow", nrow)
+    checks.positive_int("padding", padding, minimum=0)
+    value_range = checks.value_range("value_range", value_range)
 
     grid = _grid_tensor(images, nrow, value_range, padding, pad_value)
     array = grid.permute(1, 2, 0).numpy()
@@ -159,6 +142,8 @@ def image_grid(
 
 # ------------------------------------------------------------------ MCMC trajectory
 
+_TRAJECTORY_PADDING = 2  # pixels between the tiles (the tick positions depend on it)
+
 
 def plot_trajectory(
     trajectory: Tensor,
@@ -168,12 +153,12 @@ def plot_trajectory(
 ) -> Figure:
     """The tutorial's MCMC figure: a few snapshots of each Langevin chain.
 
-    With ``k = steps // vis_steps``, each chain (``trajectory[:, i]``) gets one row:
-    its starting image (``start[i]`` if given, else ``trajectory[0, i]``) followed by
-    ``trajectory[k-1::k, i]`` (the samples after steps ``k, 2k, ..., vis_steps * k``),
-    so ``vis_steps + 1`` columns. As in the tutorial, the x tick labels are the
-    1-based step numbers ``1, k, 2k, ...`` (the first column is labelled 1 even when
-    it shows ``start``, the input to step 1).
+    With ``k = steps // vis_steps``, each chain (``trajectory[:, i]``) gets one row: its
+    starting image (``start[i]`` if given, else ``trajectory[0, i]``) followed by
+    ``trajectory[k-1::k, i]`` (the samples after steps ``k, 2k, ..., vis_steps * k``), so
+    ``vis_steps + 1`` columns. As in the tutorial, the x tick labels are the 1-based step
+    numbers ``1, k, 2k, ...`` (the first column is labelled 1 even when it shows ``start``,
+    the input to step 1).
 
     Args:
         trajectory: ``[steps, B, C, H, W]`` (e.g. ``langevin(..., return_trajectory=True)``),
@@ -187,10 +172,28 @@ def plot_trajectory(
         x label "Langevin step", one y tick per chain.
 
     Raises:
-        ValueError: for a trajectory that is not 5-D ``[steps, B, C, H, W]``, a
-            ``start`` whose shape is not ``trajectory.shape[1:]``, or ``vis_steps``
-            outside ``[1, steps]``.
+        ValueError: for a trajectory that is not 5-D ``[steps, B, C, H, W]``, a ``start``
+            whose shape is not ``trajectory.shape[1:]``, or ``vis_steps`` outside ``[1, steps]``.
     """
+    chains = _check_trajectory(trajectory, vis_steps, max_chains, start)
+    k = trajectory.shape[0] // vis_steps  # show the sample after every k-th step
+    first = (trajectory[0] if start is None else start)[:chains].detach().cpu().float()
+    snaps = trajectory[k - 1 :: k][:vis_steps, :chains].detach().cpu().float()  # [V, B', ...]
+    columns = vis_steps + 1
+    tiles = torch.cat([first.unsqueeze(0), snaps], dim=0)  # [columns, B', C, H, W]
+    tiles = tiles.transpose(0, 1).reshape(-1, *tiles.shape[2:])  # chain-major rows
+
+    grid = _grid_tensor(tiles, columns, (-1.0, 1.0), _TRAJECTORY_PADDING, 0.5)
+    fig, ax = plt.subplots(figsize=(max(3.0, 1.0 * columns), max(1.5, 1.0 * chains + 0.6)))
+    ax.imshow(grid.permute(1, 2, 0).numpy(), vmin=0.0, vmax=1.0, interpolation="nearest")
+    step_labels = [1] + [k * j for j in range(1, vis_steps + 1)]
+    _label_trajectory_axes(ax, tiles.shape[-2:], step_labels, chains)
+    fig.tight_layout()
+    return fig
+
+
+def _check_trajectory(trajectory: Any, vis_steps: Any, max_chains: Any, start: Any) -> int:
+    """Check the arguments of :func:`plot_trajectory`; return the number of chains to show."""
     if not isinstance(trajectory, Tensor):
         raise TypeError(f"trajectory must be a torch.Tensor, got {type(trajectory).__name__}")
     if trajectory.dim() != 5 or trajectory.shape[2] not in (1, 3) or 0 in trajectory.shape[:2]:
@@ -198,49 +201,34 @@ def plot_trajectory(
             "trajectory must have shape [steps, B, C, H, W] with steps, B >= 1 and C in {1, 3}, "
             f"got shape {tuple(trajectory.shape)}"
         )
-    _check_positive_int("vis_steps", vis_steps)
+    checks.positive_int("vis_steps", vis_steps)
     steps, chains = trajectory.shape[0], trajectory.shape[1]
     if vis_steps > steps:
         raise ValueError(
             f"vis_steps ({vis_steps}) must be <= the number of steps in the trajectory ({steps})"
         )
     if max_chains is not None:
-        _check_positive_int("max_chains", max_chains)
+        checks.positive_int("max_chains", max_chains)
         chains = min(chains, max_chains)
-    if start is not None:
-        if not isinstance(start, Tensor) or tuple(start.shape) != tuple(trajectory.shape[1:]):
-            got = tuple(start.shape) if isinstance(start, Tensor) else type(start).__name__
-            raise ValueError(
-                f"start must have shape {tuple(trajectory.shape[1:])} (trajectory.shape[1:]), "
-                f"got {got}"
-            )
-        first = start[:chains].detach().cpu().float()
-    else:
-        first = trajectory[0, :chains].detach().cpu().float()
+    expected = tuple(trajectory.shape[1:])
+    if start is not None and not (isinstance(start, Tensor) and tuple(start.shape) == expected):
+        got = tuple(start.shape) if isinstance(start, Tensor) else type(start).__name__
+        raise ValueError(f"start must have shape {expected} (trajectory.shape[1:]), got {got}")
+    return chains
 
-    k = steps // vis_steps
-    snaps = trajectory[k - 1 :: k][:vis_steps, :chains].detach().cpu().float()  # [V, B', ...]
-    columns = vis_steps + 1
-    tiles = torch.cat([first.unsqueeze(0), snaps], dim=0)  # [columns, B', C, H, W]
-    tiles = tiles.transpose(0, 1).reshape(-1, *tiles.shape[2:])  # chain-major rows
 
-    padding = 2
-    grid = _grid_tensor(tiles, columns, (-1.0, 1.0), padding, 0.5)
-    h, w = tiles.shape[-2:]
-    fig, ax = plt.subplots(figsize=(max(3.0, 1.0 * columns), max(1.5, 1.0 * chains + 0.6)))
-    ax.imshow(grid.permute(1, 2, 0).numpy(), vmin=0.0, vmax=1.0, interpolation="nearest")
-    labels = [1] + [k * j for j in range(1, vis_steps + 1)]
-    ax.set_xticks([padding + j * (w + padding) + (w - 1) / 2 for j in range(columns)])
-    ax.set_xticklabels([str(s) for s in labels])
-    ax.set_yticks([padding + i * (h + padding) + (h - 1) / 2 for i in range(chains)])
+def _label_trajectory_axes(ax: Axes, tile_hw: Sequence[int], steps: list[int], chains: int) -> None:
+    """Ticks at the tile centres: the step numbers along x, the chain index along y."""
+    h, w = tile_hw
+    pad = _TRAJECTORY_PADDING
+    ax.set_xticks([pad + j * (w + pad) + (w - 1) / 2 for j in range(len(steps))])
+    ax.set_xticklabels([str(s) for s in steps])
+    ax.set_yticks([pad + i * (h + pad) + (h - 1) / 2 for i in range(chains)])
     ax.set_yticklabels([str(i) for i in range(chains)])
     ax.set_xlabel("Langevin step")
     ax.set_ylabel("chain")
     ax.tick_params(length=0)
-    for spine in ax.spines.values():
-        spine.set_visible(False)
-    fig.tight_layout()
-    return fig
+    ax.spines[:].set_visible(False)
 
 
 # -------------------------------------------------------------------- training curves
@@ -264,10 +252,10 @@ def _as_float(values: list) -> np.ndarray:
 def plot_history(history: Any, keys: Sequence[str] | None = None) -> Figure:
     """Training curves per epoch, one panel per group of related quantities.
 
-    Panels (each drawn only if at least one of its keys is present and non-empty):
-    (1) ``loss``, ``reg_loss``, ``cdiv``; (2) ``real_score``, ``fake_score``,
-    ``noise_score`` (scores ``f(x) = -E(x)``); (3) ``val_cdiv``; (4) ``lr`` (log scale
-    when all positive). Any key in ``keys`` outside these groups gets a panel of its own.
+    Panels (each drawn only if at least one of its keys is present and non-empty): (1)
+    ``loss``, ``reg_loss``, ``cdiv``; (2) ``real_score``, ``fake_score``, ``noise_score``
+    (scores ``f(x) = -E(x)``); (3) ``val_cdiv``; (4) ``lr`` (log scale when all positive).
+    Any key in ``keys`` outside these groups gets a panel of its own.
 
     Args:
         history: an ``ebm_course.training.History`` (anything with ``.to_dict()``) or a
@@ -276,13 +264,25 @@ def plot_history(history: Any, keys: Sequence[str] | None = None) -> Figure:
             all known keys present when ``None``.
 
     Returns:
-        The figure, one axes per panel drawn. The x axis is ``history["epoch"]`` when
-        present (and of matching length), else the index 0, 1, ...
+        The figure, one axes per panel drawn. The x axis is ``history["epoch"]`` when present
+        (and of matching length), else the index 0, 1, ...
 
     Raises:
         ValueError: when a requested key is missing or empty, or nothing is left to plot.
     """
     data = _history_dict(history)
+    panels = _history_panels(data, keys)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False, layout="constrained"
+    )
+    for ax, panel in zip(axes[0], panels, strict=True):
+        _draw_history_panel(ax, panel, data)
+    return fig
+
+
+def _history_panels(data: dict[str, list], keys: str | Sequence[str] | None) -> list[tuple]:
+    """``(title, y label, keys)`` per panel: the known groups present in ``data``, then one
+    panel per requested key outside them. A requested key must be present and non-empty."""
     present = {key for key, values in data.items() if len(values) > 0}
     if keys is not None:
         keys = [keys] if isinstance(keys, str) else list(keys)
@@ -291,10 +291,7 @@ def plot_history(history: Any, keys: Sequence[str] | None = None) -> Figure:
             raise ValueError(
                 f"history has no (non-empty) values for {missing}; present: {sorted(present)}"
             )
-        wanted = set(keys)
-    else:
-        wanted = present
-
+    wanted = present if keys is None else set(keys)
     panels: list[tuple[str, str, list[str]]] = []
     known: set[str] = set()
     for title, ylabel, group in HISTORY_PANELS:
@@ -308,28 +305,28 @@ def plot_history(history: Any, keys: Sequence[str] | None = None) -> Figure:
         raise ValueError(
             f"nothing to plot: none of the known keys are present in history (keys: {sorted(data)})"
         )
+    return panels
 
-    fig, axes = plt.subplots(
-        1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False, layout="constrained"
-    )
+
+def _draw_history_panel(ax: Axes, panel: tuple, data: dict[str, list]) -> None:
+    """One curve per key of ``panel`` against the epochs (or the index when they do not fit)."""
+    title, ylabel, group = panel
     epochs = data.get("epoch", [])
-    for ax, (title, ylabel, group) in zip(axes[0], panels, strict=True):
-        all_positive = True
-        for key in group:
-            y = _as_float(data[key])
-            x = _as_float(epochs) if len(epochs) == len(y) else np.arange(len(y), dtype=float)
-            ax.plot(x, y, marker="o" if len(y) <= 20 else None, markersize=3, label=key)
-            finite = y[np.isfinite(y)]
-            all_positive = all_positive and finite.size > 0 and bool(np.all(finite > 0))
-        if group == ["lr"] and all_positive:
-            ax.set_yscale("log")
-        ax.set_title(title)
-        ax.set_xlabel("epoch" if "epoch" in present else "index")
-        ax.set_ylabel(ylabel)
-        if len(group) > 1:
-            ax.legend(fontsize="small")
-        ax.grid(alpha=0.3)
-    return fig
+    all_positive = True
+    for key in group:
+        y = _as_float(data[key])
+        x = _as_float(epochs) if len(epochs) == len(y) else np.arange(len(y), dtype=float)
+        ax.plot(x, y, marker="o" if len(y) <= 20 else None, markersize=3, label=key)
+        finite = y[np.isfinite(y)]
+        all_positive = all_positive and finite.size > 0 and bool(np.all(finite > 0))
+    if group == ["lr"] and all_positive:  # learning rates span decades
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_xlabel("epoch" if len(epochs) > 0 else "index")
+    ax.set_ylabel(ylabel)
+    if len(group) > 1:
+        ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
 
 
 # ----------------------------------------------------------------- score histograms
@@ -343,14 +340,14 @@ def plot_score_histograms(
 ) -> Figure:
     """Overlaid histograms (``seaborn.histplot``) of named sets of scores.
 
-    Typical use: scores of real images, of model samples and of noise, to see how far
-    apart the model pushes them. All sets share the same ``bins`` bin edges (spanning
-    every value) and each is normalised to a density on its own
-    (``stat="density", common_norm=False``), drawn as a step outline (``element="step"``).
+    Typical use: scores of real images, of model samples and of noise, to see how far apart
+    the model pushes them. All sets share the same ``bins`` bin edges (spanning every value)
+    and each is normalised to a density on its own (``stat="density", common_norm=False``),
+    drawn as a step outline (``element="step"``).
 
     Args:
-        scores: ``name -> scores`` (tensors or arrays of any shape, flattened; all
-            values must be finite). Names become the legend labels, in order.
+        scores: ``name -> scores`` (tensors or arrays of any shape, flattened; all values
+            must be finite). Names become the legend labels, in order.
         bins: number of bins.
         ax: axes to draw into; a new figure is made when ``None``.
         title: optional axes title.
@@ -359,14 +356,32 @@ def plot_score_histograms(
         The figure: one histogram per name (one ``PolyCollection`` each), with a legend.
 
     Raises:
-        ValueError: for an empty mapping, an empty set of scores, or non-finite scores
-            (the message names the key).
+        ValueError: for an empty mapping, an empty set of scores, or non-finite scores (the
+            message names the key).
     """
     import seaborn as sns
 
     if not isinstance(scores, Mapping) or len(scores) == 0:
         raise ValueError("scores must be a non-empty mapping name -> scores")
-    _check_positive_int("bins", bins)
+    checks.positive_int("bins", bins)
+    arrays = _score_arrays(scores)
+    edges = _shared_bin_edges(arrays.values(), bins)
+
+    fig, ax = _new_axes(ax, figsize=(6.0, 3.8))
+    # each set is a density of its own, drawn as an outline so that the overlaps stay visible
+    style = {"stat": "density", "common_norm": False, "element": "step", "alpha": 0.3}
+    for name, array in arrays.items():
+        sns.histplot(x=array, bins=edges, label=name, ax=ax, **style)
+    ax.set_xlabel("score f(x) = -E(x)  (higher = more likely)")
+    ax.set_ylabel("density")
+    ax.legend()
+    if title is not None:
+        ax.set_title(title)
+    return fig
+
+
+def _score_arrays(scores: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Each set of scores flattened to a float array, checked to be non-empty and finite."""
     arrays: dict[str, np.ndarray] = {}
     for name, values in scores.items():
         array = _to_numpy_1d(values)
@@ -376,41 +391,19 @@ def plot_score_histograms(
             bad = int(np.sum(~np.isfinite(array)))
             raise ValueError(f"scores[{name!r}] has {bad} non-finite value(s) (nan/inf)")
         arrays[str(name)] = array
+    return arrays
 
-    everything = np.concatenate(list(arrays.values()))
+
+def _shared_bin_edges(arrays: Iterable[np.ndarray], bins: int) -> np.ndarray:
+    """``bins + 1`` equally spaced edges from the smallest to the largest value of all arrays."""
+    everything = np.concatenate(list(arrays))
     lo, hi = float(everything.min()), float(everything.max())
     if lo == hi:  # a single value everywhere: give the bins some width
         lo, hi = lo - 0.5, hi + 0.5
-    edges = np.linspace(lo, hi, bins + 1)
-
-    fig, ax = _new_axes(ax, figsize=(6.0, 3.8))
-    for name, array in arrays.items():
-        sns.histplot(
-            x=array,
-            bins=edges,
-            stat="density",
-            common_norm=False,
-            element="step",
-            alpha=0.3,
-            label=name,
-            ax=ax,
-        )
-    ax.set_xlabel("score f(x) = -E(x)  (higher = more likely)")
-    ax.set_ylabel("density")
-    ax.legend()
-    if title is not None:
-        ax.set_title(title)
-    return fig
+    return np.linspace(lo, hi, bins + 1)
 
 
 # ---------------------------------------------------------------------- 2-D density
-
-
-def _infer_device(score_fn: Callable) -> torch.device:
-    if isinstance(score_fn, torch.nn.Module):
-        for tensor in (*score_fn.parameters(), *score_fn.buffers()):
-            return tensor.device
-    return torch.device("cpu")
 
 
 def plot_density_2d(
@@ -424,10 +417,10 @@ def plot_density_2d(
 ) -> Figure:
     """Show the model density ``q(x) ∝ exp(f(x))`` of a 2-D energy model on a grid.
 
-    The score is evaluated (under ``torch.no_grad()``) at the ``n x n`` grid points
-    spanning ``xlim x ylim`` in one batch, and ``exp(f - max f)`` normalised so that
-    it integrates to 1 over the grid (sum * cell area = 1) is drawn with ``imshow``
-    (``origin="lower"``, pixel centres on the grid points, axes limits ``xlim``, ``ylim``).
+    The score is evaluated (under ``torch.no_grad()``) at the ``n x n`` grid points spanning
+    ``xlim x ylim`` in one batch, and ``exp(f - max f)`` normalised so that it integrates to 1
+    over the grid (sum * cell area = 1) is drawn with ``imshow`` (``origin="lower"``, pixel
+    centres on the grid points, axes limits ``xlim``, ``ylim``).
 
     Args:
         score_fn: maps points ``[N, 2]`` (float32; on the module's device when
@@ -443,52 +436,26 @@ def plot_density_2d(
         The figure; its ``AxesImage`` holds the ``[n, n]`` density (row = y, column = x).
 
     Raises:
-        ValueError: for bad limits or ``n``, a score of the wrong shape, NaN scores or
-            ``data`` not of shape ``[M, 2]``.
+        ValueError: for bad limits or ``n``, a score of the wrong shape, NaN scores or ``data``
+            not of shape ``[M, 2]``.
     """
-    x0, x1 = _check_range("xlim", xlim)
-    y0, y1 = _check_range("ylim", ylim)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
-        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    x0, x1 = checks.value_range("xlim", xlim)
+    y0, y1 = checks.value_range("ylim", ylim)
+    checks.positive_int("n", n, minimum=2)
     if data is not None and (not isinstance(data, Tensor) or data.dim() != 2 or data.shape[1] != 2):
         got = tuple(data.shape) if hasattr(data, "shape") else type(data).__name__
         raise ValueError(f"data must be a tensor of shape [M, 2], got {got}")
 
-    device = _infer_device(score_fn)
-    xs = torch.linspace(x0, x1, n, device=device)
-    ys = torch.linspace(y0, y1, n, device=device)
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # [n, n], row = y
-    points = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
-    with torch.no_grad():
-        out = score_fn(points)
-    out = torch.as_tensor(out)
-    if out.dim() == 2 and out.shape[1] == 1:
-        out = out[:, 0]
-    if tuple(out.shape) != (n * n,):
-        raise ValueError(
-            f"score_fn must map [N, 2] points to scores [N]; for N = {n * n} it returned "
-            f"shape {tuple(out.shape)}"
-        )
-    score = out.detach().double().cpu().numpy().reshape(n, n)
-    if np.isnan(score).any() or not np.isfinite(score.max()):
-        raise ValueError("score_fn returned NaN or +inf scores on the grid")
-    density = np.exp(score - score.max())
+    score = _grid_scores(score_fn, (x0, x1), (y0, y1), n)
+    density = np.exp(score - score.max())  # shifted by max f, so that exp cannot overflow
     dx, dy = (x1 - x0) / (n - 1), (y1 - y0) / (n - 1)
     density /= density.sum() * dx * dy
 
     own_figure = ax is None
     fig, ax = _new_axes(ax, figsize=(4.8, 4.2))
-    image = ax.imshow(
-        density,
-        # pixel centres on the grid points: the image reaches half a cell past the limits
-        extent=(x0 - dx / 2, x1 + dx / 2, y0 - dy / 2, y1 + dy / 2),
-        origin="lower",
-        aspect="auto",
-        cmap="viridis",
-        interpolation="nearest",
-    )
-    if own_figure:
-        fig.colorbar(image, ax=ax, label="density")
+    # pixel centres on the grid points: the image reaches half a cell past the limits
+    extent = (x0 - dx / 2, x1 + dx / 2, y0 - dy / 2, y1 + dy / 2)
+    _draw_density(ax, density, extent, colorbar=own_figure)
     if data is not None:
         pts = data.detach().cpu().float().numpy()
         ax.scatter(pts[:, 0], pts[:, 1], s=4, c="white", alpha=0.6, edgecolors="none")
@@ -499,3 +466,33 @@ def plot_density_2d(
     if title is not None:
         ax.set_title(title)
     return fig
+
+
+def _grid_scores(score_fn: Callable, xlim: tuple, ylim: tuple, n: int) -> np.ndarray:
+    """``score_fn`` at the ``n x n`` grid points, in one batch: float64 ``[n, n]``, row = y."""
+    device = model_device(score_fn) if isinstance(score_fn, torch.nn.Module) else "cpu"
+    xs = torch.linspace(*xlim, n, device=device)
+    ys = torch.linspace(*ylim, n, device=device)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # [n, n], row = y
+    points = torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=1)
+    with torch.no_grad():
+        out = torch.as_tensor(score_fn(points))
+    if out.dim() == 2 and out.shape[1] == 1:
+        out = out[:, 0]
+    if tuple(out.shape) != (n * n,):
+        raise ValueError(
+            f"score_fn must map [N, 2] points to scores [N]; for N = {n * n} it returned "
+            f"shape {tuple(out.shape)}"
+        )
+    score = out.detach().double().cpu().numpy().reshape(n, n)
+    if np.isnan(score).any() or not np.isfinite(score.max()):
+        raise ValueError("score_fn returned NaN or +inf scores on the grid")
+    return score
+
+
+def _draw_density(ax: Axes, density: np.ndarray, extent: tuple, colorbar: bool) -> None:
+    """``density`` ``[n, n]`` as an image over ``extent``, row 0 at the bottom."""
+    style = {"origin": "lower", "aspect": "auto", "cmap": "viridis", "interpolation": "nearest"}
+    image = ax.imshow(density, extent=extent, **style)
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, label="density")
