@@ -13,6 +13,7 @@ never import ``models``):
   replay buffer; :mod:`ebm_course.speed` the sampler's speed switches (``SamplerSpeed``)
 - :mod:`ebm_course.training` ``TrainConfig``, ``History``, the shared ``Trainer`` loop, ``fit``
 - :mod:`ebm_course.checks`, :mod:`ebm_course.utils` input checks and small torch utilities
+- :mod:`ebm_course.explorer` kernel-free sliders over precomputed figures (``frames_slider``)
 - :mod:`ebm_course.exercises` checked exercises for the lessons (``check``, ``stub``,
   ``show_solution``)
 - :mod:`ebm_course.data`     MNIST / FashionMNIST in [-1, 1], with an offline sample
@@ -64,6 +65,7 @@ _EXPORTS = {
     "fit_objective": "objectives",
     "JEM": "jem",
     "fit_jem": "jem",
+    "frames_slider": "explorer",
     "jem_training_step": "jem",
 }
 _SUBMODULES = {
@@ -83,6 +85,7 @@ _SUBMODULES = {
     "utils",
     "speed",
     "exercises",
+    "explorer",
 }
 
 __all__ = ["device", "quick", "__version__", *_EXPORTS]
@@ -92,6 +95,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     import torch
 
     from .data import load_dataset, load_fashion_mnist, load_mnist, mnist_tensors, to_tensors
+    from .explorer import frames_slider
     from .jem import JEM, fit_jem, jem_training_step
     from .models import CNNEnergy, MLPEnergy, load_tutorial_checkpoint
     from .objectives import (

@@ -101,14 +101,28 @@ def _limitations(items: list[str]) -> list[str]:
     return ["## Known limitations", "", *(f"- {item}" for item in items), ""]
 
 
+def _split_commands(text: str) -> tuple[str, list[str]]:
+    """The card's ``command`` text without its shell commands ("command 1 below", ...), and
+    the commands: ``python -m ...`` after any ``VAR=value``, up to a double space or "("."""
+    import re
+
+    commands = []
+    for match in re.findall(r"(?:\b[A-Z][A-Z0-9_]*=\S+ )*python -m \S+(?: (?!\()\S+)*", text):
+        commands.append(match.rstrip(".,;:"))
+        text = text.replace(commands[-1], f"command {len(commands)} below", 1)
+    return " ".join(text.split()), commands
+
+
 def model_card_markdown(name: str = "mnist") -> str:
     """The model card of ``name`` as a Markdown page (the book's model-card page).
 
     Generated from :func:`model_card`, so the page and the JSON never disagree;
-    ``python -m ebm_course.pretrained`` prints it.
+    ``python -m ebm_course.pretrained`` prints it; its shell commands form a code block.
     """
     card = model_card(name)
     first = card["metrics"].get("shipped", {})
+    prose, commands = _split_commands(card.get("command") or "")
+    code = ["", "The training commands, one per line:", "", "```bash", *commands, "```"]
     lines = [
         f"# Model card: the pretrained `{name}` energy",
         "",
@@ -129,8 +143,9 @@ def model_card_markdown(name: str = "mnist") -> str:
         f"- **Training**: {card['iterations']:,} iterations ({card['epochs']} epochs), "
         f"{card['train_seconds'] / 60:.0f} min on {card['device']} ({card['cpu']}), "
         f"torch {card['torch']}; weights from `{card['checkpoint']}`.",
-        f"- **Command**: `{card['command']}`" if card.get("command") else "",
+        f"- **Command**: {prose}" if prose else "",
         f"- **Checkpoint choice**: {card['selection']}" if card.get("selection") else "",
+        *(code if commands else []),
         "",
         "## Evaluation",
         "",
