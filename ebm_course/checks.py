@@ -30,12 +30,15 @@ __all__ = [
 ]
 
 
-def positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
-    """``value`` as an ``int >= minimum`` (NumPy integers count; ``bool`` does not)."""
+def positive_int(name: str, value: Any, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """``value`` as an ``int >= minimum`` (and ``<= maximum``); NumPy integers count, ``bool``
+    does not."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be an integer <= {maximum:,}, got {value:,}")
     return int(value)
 
 

@@ -1,7 +1,10 @@
 """Command line: ``python -m ebm_course {train,sample,evaluate} ...``.
 
-Bad flags and missing files print a clear message and exit with code 2. The core
-modules never import this one.
+Every user error (a bad flag, a missing or corrupt file, a folder in use, a run that cannot
+be resumed, a full disk, training that diverged for good) prints one line naming the problem
+and exits with code 2; ``--debug`` shows the traceback instead. Ctrl-C during training saves
+the run at the next safe point, says how to resume and exits with code 130. Everything that
+can be checked is checked before the first iteration. The core modules never import this one.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import json
 import sys
 import types
 import typing
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +24,55 @@ from . import __version__
 
 class CLIError(Exception):
     """A user error: printed without a traceback, exit code 2."""
+
+
+def _int_at_least(minimum: int) -> typing.Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+        if value < minimum or value >= 2**63:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def _hidden_features(text: str) -> int:
+    value = _int_at_least(2)(text)
+    if value % 2:
+        raise argparse.ArgumentTypeError(f"must be an even integer >= 2, got {value}")
+    return value
+
+
+def _run_folder(text: str) -> Path:
+    """An argparse type: a folder for a run (not empty, not an existing file)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a folder, got an empty path")
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a file, not a folder")
+    return path
+
+
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+
+
+def _image_file(text: str) -> Path:
+    """An argparse type: where to save a figure (a file; ``.png`` added when no suffix)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name an image file, got an empty path")
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(
+            f"{path} is a folder; give a file, e.g. {path}/samples.png"
+        )
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        path = path.with_name(path.name + ".png")  # what matplotlib would write anyway
+    return path
 
 
 def _config_fields() -> list[dataclasses.Field]:
@@ -62,56 +115,72 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train, sample and evaluate deep energy-based models (score f = -E).",
     )
     parser.add_argument("--version", action="version", version=f"ebm_course {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    common.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_train(commands.add_parser("train", parents=[common], help="train a CNN energy"))
+    _add_sample(commands.add_parser("sample", parents=[common], help="generate images"))
+    evaluate = commands.add_parser(
+        "evaluate", parents=[common], help="OOD AUROCs and sample quality of checkpoints"
+    )
+    _add_evaluate(evaluate)
+    return parser
 
-    train = commands.add_parser("train", help="train a CNN energy on MNIST (resumable)")
-    train.add_argument(
+
+def _add_train(train: argparse.ArgumentParser) -> None:
+    add = train.add_argument
+    add(
         "--out",
-        type=Path,
+        type=_run_folder,
         default=Path("runs/mnist"),
         help="folder for checkpoints, history.json and logs (default runs/mnist)",
     )
-    train.add_argument("--config", type=Path, help="JSON file with TrainConfig fields")
-    train.add_argument("--dataset", default="mnist", help="mnist or fashion_mnist")
-    train.add_argument("--data-root", type=Path, help="datasets folder (default PATH_DATASETS)")
-    train.add_argument("--offline", action="store_true", help="never try to download data")
-    train.add_argument("--train-limit", type=int, help="use only the first N training images")
-    train.add_argument("--hidden-features", type=int, default=32, help="CNN width (default 32)")
-    train.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    train.add_argument("--threads", type=int, help="torch CPU threads")
-    train.add_argument("--tensorboard", action="store_true", help="log to OUT/tensorboard")
-    train.add_argument("--no-progress", action="store_true", help="no progress bars")
-    train.add_argument("--fresh", action="store_true", help="ignore OUT/last.pt, start over")
-    train.add_argument(
-        "--keep-epochs", action="store_true", help="also keep each epoch's weights in OUT/epochs/"
+    add("--config", type=Path, help="JSON file with TrainConfig fields")
+    add("--dataset", default="mnist", help="mnist or fashion_mnist")
+    add("--data-root", type=Path, help="datasets folder (default PATH_DATASETS)")
+    add("--offline", action="store_true", help="never try to download data")
+    add("--train-limit", type=_int_at_least(1), help="use only the first N training images")
+    add("--hidden-features", type=_hidden_features, default=32, help="CNN width (default 32)")
+    add("--threads", type=_int_at_least(1), help="torch CPU threads")
+    add("--tensorboard", action="store_true", help="log to OUT/tensorboard")
+    add("--no-progress", action="store_true", help="no progress bars")
+    add("--fresh", action="store_true", help="ignore OUT/last.pt, start over")
+    add("--keep-epochs", action="store_true", help="also keep each epoch's weights in OUT/epochs/")
+    add(
+        "--checkpoint-every",
+        type=_int_at_least(1),
+        help="also save OUT/last.pt every N iterations (default: after every epoch)",
     )
-    train.add_argument(
+    add(
         "--init-from",
         type=Path,
         help="start from these weights (any checkpoint); ignored when OUT/last.pt resumes",
     )
     _add_config_flags(train)
 
-    sample = commands.add_parser("sample", help="generate images from a checkpoint")
+
+def _add_sample(sample: argparse.ArgumentParser) -> None:
     sample.add_argument("checkpoint", help="a checkpoint file, or 'pretrained'")
-    sample.add_argument("--n", type=int, default=64, help="number of images (default 64)")
-    sample.add_argument("--steps", type=int, default=256, help="Langevin steps (default 256)")
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--out", type=Path, default=Path("samples.png"))
-    sample.add_argument("--device")
-    evaluate = commands.add_parser(
-        "evaluate", help="OOD AUROCs and sample quality of one or more checkpoints"
+    sample.add_argument("--n", type=_int_at_least(1), default=64, help="images (default 64)")
+    sample.add_argument("--steps", type=_int_at_least(1), default=256, help="Langevin steps")
+    sample.add_argument("--seed", type=_int_at_least(0), default=0)
+    sample.add_argument(
+        "--out",
+        type=_image_file,
+        default=Path("samples.png"),
+        help="image file (default samples.png; .png added without a suffix)",
     )
-    evaluate.add_argument(
-        "checkpoints", nargs="+", help="checkpoint files, or 'pretrained' for the shipped model"
-    )
-    evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    evaluate.add_argument("--n-samples", type=int, default=1000, help="generated images")
-    evaluate.add_argument("--steps", type=int, default=256, help="Langevin steps per sample")
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--data-root", type=Path, help="datasets folder (default PATH_DATASETS)")
-    evaluate.add_argument("--device")
-    return parser
+
+
+def _add_evaluate(evaluate: argparse.ArgumentParser) -> None:
+    add = evaluate.add_argument
+    add("checkpoints", nargs="+", help="checkpoint files, or 'pretrained' for the shipped model")
+    add("--json", action="store_true", help="print JSON instead of a table")
+    add("--n-samples", type=_int_at_least(2), default=1000, help="generated images")
+    add("--steps", type=_int_at_least(1), default=256, help="Langevin steps per sample")
+    add("--seed", type=_int_at_least(0), default=0)
+    add("--data-root", type=Path, help="datasets folder (default PATH_DATASETS)")
 
 
 def _load_model(spec: str, device):
@@ -128,10 +197,6 @@ def _load_model(spec: str, device):
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    if args.n_samples < 2 or args.steps < 1:
-        raise CLIError(
-            f"--n-samples must be >= 2 and --steps >= 1, got {args.n_samples}, {args.steps}"
-        )
     from .metrics import evaluate, format_table
 
     device = _device(args.device)
@@ -209,41 +274,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = _load_config(args)
     import torch
 
-    from .data import load_dataset, to_tensors
     from .models import CNNEnergy
     from .training import fit
 
     if args.threads is not None:
-        if args.threads < 1:
-            raise CLIError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     if args.train_limit is not None and args.train_limit < config.batch_size:
         raise CLIError(f"--train-limit must be >= batch size {config.batch_size}")
     device = _device(args.device)
-    try:
-        found = {"root": args.data_root, "download": not args.offline}
-        train_set = load_dataset(args.dataset, train=True, **found)
-        test_set = load_dataset(args.dataset, train=False, **found)
-    except (ValueError, FileNotFoundError, NotADirectoryError) as err:
-        raise CLIError(str(err)) from err
-    images, _ = to_tensors(train_set, limit=args.train_limit)
-    val_images, _ = to_tensors(test_set)
-    print(f"ebm_course {__version__} | torch {torch.__version__} | device {device}")
-    print(f"data: {args.dataset}, {len(images)} training and {len(val_images)} test images")
-    print("config:", json.dumps(config.to_dict()))
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     torch.manual_seed(config.seed)
     model = CNNEnergy(hidden_features=args.hidden_features)
     if args.init_from is not None:
-        init = _load_model(str(args.init_from), "cpu")
-        if init.hidden_features != model.hidden_features:
-            raise CLIError(
-                f"--init-from {args.init_from} has hidden_features "
-                f"{init.hidden_features}, not {model.hidden_features}"
-            )
-        model.load_state_dict(init.state_dict())
-        print(f"initial weights: {args.init_from}")
+        _load_initial_weights(model, args.init_from)
+    images, val_images = _training_data(args)
+    print(f"ebm_course {__version__} | torch {torch.__version__} | device {device}")
+    print(f"data: {args.dataset}, {len(images)} training and {len(val_images)} test images")
+    print("config:", json.dumps(config.to_dict()))
     history = fit(
         model,
         images,
@@ -252,19 +298,45 @@ def cmd_train(args: argparse.Namespace) -> int:
         checkpoint_dir=args.out,
         resume=not args.fresh,
         keep_epochs=args.keep_epochs,
+        checkpoint_every=args.checkpoint_every,
         device=device,
         progress=not args.no_progress,
-        tensorboard_dir=args.out / "tensorboard" if args.tensorboard else None,
         callback=_log_every(200) if args.no_progress else None,
+        tensorboard_dir=args.out / "tensorboard" if args.tensorboard else None,
     )
-    (args.out / "history.json").write_text(json.dumps(history.to_dict(), indent=2))
+    from .training.safety import write_json
+
+    write_json(args.out / "history.json", history.to_dict())
     print(f"done: {len(history)} epochs; checkpoints in {args.out}")
     return 0
 
 
+def _load_initial_weights(model, path: Path) -> None:
+    init = _load_model(str(path), "cpu")
+    if init.hidden_features != model.hidden_features:
+        raise CLIError(
+            f"--init-from {path} has hidden_features {init.hidden_features}, "
+            f"not {model.hidden_features} (set --hidden-features {init.hidden_features})"
+        )
+    model.load_state_dict(init.state_dict())
+    print(f"initial weights: {path}")
+
+
+def _training_data(args: argparse.Namespace):
+    from .data import load_dataset, to_tensors
+
+    try:
+        found = {"root": args.data_root, "download": not args.offline}
+        train_set = load_dataset(args.dataset, train=True, **found)
+        test_set = load_dataset(args.dataset, train=False, **found)
+    except FileNotFoundError as err:
+        raise CLIError(f"{err} (set PATH_DATASETS or --data-root)") from err
+    images, _ = to_tensors(train_set, limit=args.train_limit)
+    val_images, _ = to_tensors(test_set)
+    return images, val_images
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
-    if args.n < 1 or args.steps < 1:
-        raise CLIError(f"--n and --steps must be >= 1, got {args.n} and {args.steps}")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -278,6 +350,10 @@ def cmd_sample(args: argparse.Namespace) -> int:
     gen = torch.Generator(device=device).manual_seed(args.seed)
     start = uniform_noise((args.n, 1, 28, 28), device=device, generator=gen)
     samples = langevin(model, start, steps=args.steps, generator=gen)
+    if not torch.isfinite(samples).all():
+        raise CLIError(
+            f"the samples of {args.checkpoint} are not finite (NaN or Inf); no image written"
+        )
     figure = image_grid(samples, nrow=min(8, args.n))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(args.out, dpi=150, bbox_inches="tight")
@@ -289,8 +365,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with code 2 on bad flags
     handler = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate}[args.command]
+    if not args.debug:  # a warning is one line too, not a source listing
+        warnings.formatwarning = lambda message, *_, **__: f"{parser.prog}: warning: {message}\n"
     try:
         return handler(args)
-    except CLIError as err:
-        print(f"{parser.prog} {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt as err:  # TrainingInterrupted says what was saved
+        print(f"{parser.prog} {args.command}: {err or 'interrupted'}", file=sys.stderr)
+        return 130
+    except _user_errors() as err:
+        if args.debug:
+            raise
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"{parser.prog} {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """What a user's input can cause: reported in one line, without a traceback."""
+    from .checkpoint import RunLocked
+    from .training import TrainingDiverged
+
+    return (CLIError, ValueError, TypeError, OSError, RunLocked, TrainingDiverged)

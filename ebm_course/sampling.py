@@ -240,6 +240,8 @@ class ReplayBuffer:
                 f"samples must have shape [n, {', '.join(map(str, self.shape))}], "
                 f"got {list(samples.shape)}"
             )
+        if not torch.isfinite(samples).all():
+            raise ValueError("samples contains NaN or Inf values: they would poison the buffer")
         samples = samples.detach()[-self.capacity :]  # only the newest can survive
         n = samples.shape[0]
         positions = (torch.arange(n, device=self.device) + self._next) % self.capacity

@@ -77,6 +77,11 @@ def score_gradient(
         autocast = dtype is not None
         with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=autocast):
             score = model(x)
+        if score.shape != x.shape[:1]:
+            raise ValueError(
+                f"the model must return one score per example, shape [{x.shape[0]}], got "
+                f"{list(score.shape)} (a classifier's logits? wrap it, e.g. in ebm_course.jem.JEM)"
+            )
         (grad,) = torch.autograd.grad(score.float().sum(), x)
     return grad
 

@@ -8,6 +8,8 @@ One module per concern:
 - :mod:`~ebm_course.training.history`  what a run records (``History``), defined once
 - :mod:`~ebm_course.training.guard`    ``DivergenceGuard``: when to roll back
 - :mod:`~ebm_course.training.state`    checkpoint contents, RNG capture, resume formats
+- :mod:`~ebm_course.training.safety`   one writer per folder, checks before the first
+  iteration, the data's fingerprint, a clean stop on Ctrl-C
 - :mod:`~ebm_course.training.trainer`  ``Trainer``: the loop (``fit``) over short methods
 - :mod:`~ebm_course.training.cd`       ``fit``: contrastive divergence with a replay buffer
 
@@ -19,6 +21,7 @@ from .cd import ContrastiveDivergenceTrainer, fit
 from .config import RESUMABLE_CHANGES, TrainConfig
 from .guard import DivergenceGuard, TrainingDiverged
 from .history import HISTORY_KEYS, STEP_KEYS, History
+from .safety import TrainingInterrupted
 from .step import (
     contrastive_divergence_loss,
     draw_negatives,
@@ -39,6 +42,7 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "TrainingDiverged",
+    "TrainingInterrupted",
     "contrastive_divergence_loss",
     "draw_negatives",
     "fit",

@@ -23,6 +23,7 @@ from ..sampling import ReplayBuffer, uniform_noise
 from .config import EVAL_SEED_OFFSET, TrainConfig
 from .guard import DivergenceGuard
 from .history import STEP_KEYS, History
+from .safety import fingerprint
 from .step import mean_score, training_step
 from .trainer import RunOptions, Trainer
 
@@ -48,6 +49,14 @@ class ContrastiveDivergenceTrainer(Trainer):
 
     def new_history(self) -> History:
         return History()
+
+    def guarded(self, row: dict[str, float]) -> dict[str, float]:
+        # without validation data, val_cdiv is NaN by design
+        return {k: v for k, v in row.items() if k != "val_cdiv" or self.val_images is not None}
+
+    def preflight(self) -> None:
+        super().preflight()
+        self.data_fingerprint["val"] = fingerprint(self.val_images)
 
     def step(self, batch: torch.Tensor) -> dict[str, float]:
         real = self.images[batch]

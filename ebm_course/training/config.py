@@ -21,33 +21,42 @@ ROLLBACK_SEED_STRIDE = 7919  # after the k-th rollback the sampler restarts at s
 #: data (a resume with other speed switches is not bit-identical, but it is the same run).
 RESUMABLE_CHANGES = ("epochs", "precision", "channels_last", "compile", "cuda_graph")
 
-_count = checks.positive_int
-_at_least_0 = functools.partial(checks.number, low=0.0)
-_above_0 = functools.partial(checks.number, low=0.0, open_low=True)
-_share = functools.partial(checks.number, low=0.0, high=1.0)
-# field -> its check, called as check(name, value); each raises naming the field
+
+def _count(maximum: int) -> functools.partial:
+    return functools.partial(checks.positive_int, maximum=maximum)
+
+
+def _real(low: float, high: float, *, open_low: bool = False, open_high: bool = False) -> Any:
+    return functools.partial(
+        checks.number, low=low, high=high, open_low=open_low, open_high=open_high
+    )
+
+
+# field -> its check, called as check(name, value); each raises naming the field. The upper
+# bounds are far beyond any sensible run; they stop values that would overflow or exhaust
+# memory only after training has started.
 _FIELD_CHECKS = {
-    "batch_size": _count,
-    "alpha": _at_least_0,
-    "flatness": _at_least_0,
-    "lr": _above_0,
-    "beta1": _share,
-    "beta2": _share,
-    "lr_gamma": functools.partial(checks.number, low=0.0, high=1.0, open_low=True),
-    "grad_clip": _above_0,
-    "epochs": _count,
-    "mcmc_steps": _count,
-    "step_size": _above_0,
-    "mcmc_noise": _at_least_0,
-    "grad_clamp": _above_0,
-    "input_noise": _at_least_0,
-    "buffer_capacity": _count,
-    "reinit_prob": _share,
+    "batch_size": _count(2**20),
+    "alpha": _real(0.0, 1e6),
+    "flatness": _real(0.0, 1e6),
+    "lr": _real(0.0, 100.0, open_low=True),
+    "beta1": _real(0.0, 1.0, open_high=True),  # 1 would freeze Adam's moments (0/0 steps)
+    "beta2": _real(0.0, 1.0, open_high=True),
+    "lr_gamma": _real(0.0, 1.0, open_low=True),
+    "grad_clip": _real(0.0, 1e6, open_low=True),
+    "epochs": _count(10**6),
+    "mcmc_steps": _count(10**5),
+    "step_size": _real(0.0, 1e4, open_low=True),
+    "mcmc_noise": _real(0.0, 10.0),
+    "grad_clamp": _real(0.0, 1e6, open_low=True),
+    "input_noise": _real(0.0, 10.0),
+    "buffer_capacity": _count(10**8),
+    "reinit_prob": _real(0.0, 1.0),
     "value_range": checks.value_range,
-    "seed": functools.partial(checks.positive_int, minimum=0),
-    "iters_per_epoch": _count,
-    "val_batch_size": _count,
-    "noise_images": _count,
+    "seed": functools.partial(checks.positive_int, minimum=0, maximum=2**63 - 1),
+    "iters_per_epoch": _count(10**9),
+    "val_batch_size": _count(2**20),
+    "noise_images": _count(10**7),
     "precision": functools.partial(checks.one_of, choices=PRECISIONS),
     "channels_last": checks.boolean,
     "compile": checks.boolean,

@@ -15,6 +15,7 @@ several processes (``torch.distributed``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import os
@@ -33,6 +34,15 @@ from ..sampling import ReplayBuffer
 from ..utils import model_device
 from .config import RANK_SEED_STRIDE, ROLLBACK_SEED_STRIDE, SHUFFLE_SEED_OFFSET, TrainConfig
 from .guard import DivergenceGuard
+from .safety import (
+    StopOnInterrupt,
+    TrainingInterrupted,
+    check_memory,
+    claim_folder,
+    data_changes,
+    fingerprint,
+    write_json,
+)
 from .state import Progress, capture_rng, read_run_checkpoint, restore_rng
 
 
@@ -84,6 +94,7 @@ class Trainer:
         self.images = images.to(self.device)
         self.rank, self.world = _rank_and_world_size()
         self.iters = self._iterations_per_epoch()
+        self._check_memory()
         self.buffer = options.buffer if options.buffer is not None else self._new_buffer()
         seed = config.seed + RANK_SEED_STRIDE * self.rank
         self.sample_gen = torch.Generator(self.device).manual_seed(seed)
@@ -101,15 +112,15 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def fit(self) -> Any:
-        """For each epoch: for each batch: step; end of epoch: evaluate, record, checkpoint."""
-        self.start()
-        while not self.finished():
-            problem = self.train_epoch()
-            if problem is None:
-                self.end_epoch()
-            else:
-                self.rollback(problem)
-        return self.finish()
+        """For each epoch: for each batch: step; end of epoch: evaluate, guard, checkpoint."""
+        with self.running():  # lock the run folder, resume, stop cleanly on Ctrl-C
+            while not self.finished():
+                problem = self.train_epoch()
+                if problem is None:
+                    problem = self.end_epoch()
+                if problem is not None:
+                    self.rollback(problem)
+        return self.history
 
     def train_epoch(self) -> str | None:
         """Run the epoch's steps; the guard's reason to stop, or None when the epoch is done."""
@@ -121,21 +132,34 @@ class Trainer:
             if problem is not None:
                 return problem
             self.record(row, time.perf_counter() - started)
+            if self.checkpoint_due() or self.interrupt.requested:
+                problem = self.guard.state_problem(self.model)
+                if problem is not None:
+                    return problem
+                self.save()
+                self.stop_if_interrupted()
         return None
 
-    def end_epoch(self) -> None:
-        """Evaluate, record the epoch, and make the result the new stable (saved) state."""
+    def end_epoch(self) -> str | None:
+        """Evaluate and judge the epoch; if healthy, record it and make it the new stable
+        (saved) state. Returns the guard's objection, if any."""
         means = {k: v / self.progress.step for k, v in self._all_reduce(self.progress.sums).items()}
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
         self.model.eval()
-        self.log_epoch(means, lr, self.evaluate())
+        evaluation = self.evaluate()
+        problem = self.guard.state_problem(self.model, self.guarded(evaluation))
+        if problem is not None:
+            return problem
+        self.log_epoch(means, lr, evaluation)
         self.bars.end_epoch(means)
         at = self.progress
         self.progress = self._fresh_progress(at.epoch + 1, at.order, at.rollbacks)
         self.stable = copy.deepcopy(self.state())
         self.save_epoch()
         self.save()
+        self.stop_if_interrupted()
+        return None
 
     def rollback(self, reason: str) -> None:
         """Back to the last stable state, with another sampler seed and a lower learning rate."""
@@ -167,7 +191,8 @@ class Trainer:
         raise NotImplementedError
 
     def guarded(self, row: dict[str, float]) -> dict[str, float]:
-        """The values of a step's row that the guard judges (all of them by default)."""
+        """The values of a step's row (or of an evaluation) that the guard judges: all of
+        them by default; a subclass leaves out values that are not computed (NaN by design)."""
         return row
 
     def evaluate(self) -> dict[str, float]:
@@ -215,10 +240,26 @@ class Trainer:
             self.writer.add_scalar("train/loss", row["loss"], global_step)
         if self.options.callback is not None:
             self.options.callback(global_step, self.model)
-        every = self.options.checkpoint_every
-        if every and at.step % every == 0 and at.step < self.iters_in_epoch(at.epoch):
-            self.save()
         self.bars.step(at.epoch, row)
+
+    def checkpoint_due(self) -> bool:
+        """A mid-epoch ``last.pt`` is due (every ``checkpoint_every`` iterations)."""
+        every, at = self.options.checkpoint_every, self.progress
+        return bool(every) and at.step % every == 0 and at.step < self.iters_in_epoch(at.epoch)
+
+    def stop_if_interrupted(self) -> None:
+        """After Ctrl-C, at a safe point (the state just saved): stop, saying how to resume."""
+        if not self.interrupt.requested:
+            return
+        where = f"epoch {self.progress.epoch + 1}, iteration {self.progress.step}"
+        if self.checkpoint_dir is None:
+            raise TrainingInterrupted(
+                f"interrupted at {where}; nothing was saved (no checkpoint_dir)"
+            )
+        raise TrainingInterrupted(
+            f"interrupted at {where}; saved {self._path('last.pt')}: run the same command "
+            "(or fit with the same checkpoint_dir) again to resume"
+        )
 
     def state(self) -> dict[str, Any]:
         """Everything needed to resume: modules, history, position and every RNG state."""
@@ -233,6 +274,7 @@ class Trainer:
             "progress": dataclasses.asdict(self.progress),
             "epoch": self.progress.epoch,
             "rng": capture_rng(self.sample_gen, self.shuffle_gen),
+            "data": self.data_fingerprint,
         }
 
     def load(self, state: dict[str, Any], rng: bool = True) -> None:
@@ -246,15 +288,32 @@ class Trainer:
         if rng:
             restore_rng(state["rng"], self.sample_gen, self.shuffle_gen)
 
-    def start(self) -> None:
-        """Resume from ``last.pt`` when asked and present; open the logs and progress bars."""
-        last = self._path("last.pt")
-        if last is not None and self.options.resume and last.exists():
-            self.resume(last)
-        self.stable = copy.deepcopy(self.state())  # where the guard rolls back to
-        self.writer = self._tensorboard()
-        show = self.options.progress and self.rank == 0
-        self.bars = _Bars(self.epochs, self.progress.epoch, self.iters, show)
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """The run's set-up and clean-up around the loop: lock the folder (one writer), check
+        what can be checked before the first iteration, resume, open logs and bars, turn
+        Ctrl-C into a clean stop; and always release and close."""
+        with contextlib.ExitStack() as stack:
+            if self.checkpoint_dir is not None and self.rank == 0:
+                stack.enter_context(claim_folder(self.checkpoint_dir))
+            self.preflight()
+            last = self._path("last.pt")
+            if last is not None and self.options.resume and last.exists():
+                self.resume(last)
+            if self.checkpoint_dir is not None and self.rank == 0:
+                write_json(self.checkpoint_dir / "config.json", self.config.to_dict())
+            self.stable = copy.deepcopy(self.state())  # where the guard rolls back to
+            self.writer = self._tensorboard()
+            show = self.options.progress and self.rank == 0
+            self.bars = _Bars(self.epochs, self.progress.epoch, self.iters, show)
+            stack.callback(self.close)
+            self.interrupt = stack.enter_context(StopOnInterrupt())
+            yield
+
+    def preflight(self) -> None:
+        """Before the first iteration: the data's fingerprint, which checkpoints carry so that
+        a resume can refuse other data."""
+        self.data_fingerprint = {"train": fingerprint(self.images)}
 
     def resume(self, path: Path) -> None:
         """Continue the run saved at ``path``; refuses a config that changes the algorithm."""
@@ -264,6 +323,12 @@ class Trainer:
             raise ValueError(
                 f"cannot resume from {path}: config differs in {changed}; "
                 "use another checkpoint_dir or resume=False"
+            )
+        other_data = data_changes(state.get("data") or {}, self.data_fingerprint)
+        if other_data:
+            raise ValueError(
+                f"cannot resume from {path}: the run was made on other data "
+                f"({'; '.join(other_data)}); use another checkpoint_dir or resume=False"
             )
         try:
             self.load(state)
@@ -287,12 +352,11 @@ class Trainer:
         if self.options.keep_epochs and path is not None and self.rank == 0:
             save_atomic({"model": self.model.state_dict(), "epoch": self.progress.epoch}, path)
 
-    def finish(self) -> Any:
+    def close(self) -> None:
         self.bars.close()
         if self.writer is not None:
             self.writer.close()
         self.model.eval()
-        return self.history
 
     # ------------------------------------------------------------------ helpers
 
@@ -312,6 +376,13 @@ class Trainer:
                 f"{size}) for each of {self.world} process(es)"
             )
         return self.config.iters_per_epoch or (n // self.world) // size
+
+    def _check_memory(self) -> None:
+        """The replay buffer and the evaluation's noise images fit in memory (else the run
+        would fail after its first epoch, or swap)."""
+        example = self.images[0].numel() * self.images.element_size()
+        check_memory(self.config.buffer_capacity * example, self.device, "the replay buffer")
+        check_memory(self.config.noise_images * example, self.device, "the noise images")
 
     def _new_buffer(self) -> ReplayBuffer:
         c = self.config
