@@ -118,10 +118,23 @@ def quick() -> bool:
 
 
 def device() -> torch.device:
-    """Return ``cuda`` when a CUDA GPU is available, else ``cpu``."""
+    """The device lessons and scripts run on: ``cuda`` when a CUDA GPU is available, else
+    ``cpu``. The environment variable ``EBM_COURSE_DEVICE`` (e.g. ``cpu``, ``cuda``,
+    ``cuda:1``) forces one; asking for CUDA without a GPU raises ``RuntimeError``."""
+    import os
+
     import torch
 
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    wanted = os.environ.get("EBM_COURSE_DEVICE", "").strip()
+    if not wanted:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(wanted)
+    except RuntimeError as err:
+        raise ValueError(f"EBM_COURSE_DEVICE={wanted!r} is not a device: {err}") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"EBM_COURSE_DEVICE={wanted!r}, but no CUDA GPU is available")
+    return chosen
 
 
 def __getattr__(name: str) -> Any:

@@ -22,10 +22,12 @@ __all__ = [
     "as_images",
     "boolean",
     "finite_tensor",
+    "generator_for",
     "in_range",
     "number",
     "one_of",
     "positive_int",
+    "same_device",
     "value_range",
 ]
 
@@ -133,3 +135,28 @@ def boolean(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return value
+
+
+def same_device(name: str, tensor: torch.Tensor, other_name: str, other: torch.device) -> None:
+    """Refuse ``tensor`` unless it lives on ``other`` (e.g. the model's device), naming both."""
+    if tensor.device.type != other.type or _index(tensor.device) != _index(other):
+        raise ValueError(
+            f"{name} is on {tensor.device} but {other_name} is on {other}: move one of them "
+            f"(e.g. {name}.to({str(other)!r}))"
+        )
+
+
+def generator_for(name: str, generator: torch.Generator | None, device: torch.device) -> None:
+    """Refuse a ``torch.Generator`` that cannot draw on ``device``, saying how to make one."""
+    if generator is not None and generator.device.type != device.type:
+        raise ValueError(
+            f"{name} draws on {generator.device} but the tensors are on {device}: make it "
+            f"with torch.Generator(device={str(device)!r}).manual_seed(seed)"
+        )
+
+
+def _index(device: torch.device) -> int:
+    """A device's index, the current one for ``cuda`` without an index."""
+    if device.index is not None:
+        return device.index
+    return torch.cuda.current_device() if device.type == "cuda" else 0

@@ -15,7 +15,7 @@ from torch import nn
 
 from . import checks
 from .speed import PRECISIONS, SamplerSpeed, autocast_dtype, score_gradient  # noqa: F401
-from .utils import evaluation_mode
+from .utils import evaluation_mode, model_device
 
 ValueRange = tuple[float, float] | None
 __all__ = ["ReplayBuffer", "SamplerSpeed", "langevin", "langevin_steps", "uniform_noise"]
@@ -124,6 +124,7 @@ def langevin(
         The final samples ``[B, ...]`` (detached, fp32, contiguous), or the trajectory.
     """
     _check_langevin_arguments(x, steps, step_size, noise_std, grad_clamp, value_range)
+    _check_devices(model, x, generator)
     mask = None if mask is None else _broadcast_mask(mask, x)
     speed = SamplerSpeed() if speed is None else speed
     with evaluation_mode(model):
@@ -152,6 +153,13 @@ def _check_langevin_arguments(
     if value_range is not None:
         bounds = checks.value_range("value_range", value_range)
         checks.in_range("x", x, bounds)
+
+
+def _check_devices(model: nn.Module, x: torch.Tensor, generator: torch.Generator | None) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    checks.same_device("x", x, "the model", model_device(model))
+    checks.generator_for("generator", generator, x.device)
 
 
 def _broadcast_mask(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -224,6 +232,7 @@ class ReplayBuffer:
         ``generator`` (default: the buffer's own) draws the choices and the noise."""
         checks.positive_int("batch_size", batch_size)
         generator = self.generator if generator is None else generator
+        checks.generator_for("generator", generator, self.device)
         if self._size == 0:
             return self.uniform(batch_size, generator)
         counts = torch.full((1,), float(batch_size), device=self.device)

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from . import checks
+from .utils import scores
 
 PRECISIONS = ("auto", "fp32", "bf16")
 Gradient = Callable[[torch.Tensor], torch.Tensor]
@@ -76,12 +77,7 @@ def score_gradient(
     with torch.enable_grad():
         autocast = dtype is not None
         with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=autocast):
-            score = model(x)
-        if score.shape != x.shape[:1]:
-            raise ValueError(
-                f"the model must return one score per example, shape [{x.shape[0]}], got "
-                f"{list(score.shape)} (a classifier's logits? wrap it, e.g. in ebm_course.jem.JEM)"
-            )
+            score = scores(model, x)
         (grad,) = torch.autograd.grad(score.float().sum(), x)
     return grad
 

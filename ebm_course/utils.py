@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
-__all__ = ["batched", "evaluation_mode", "model_device"]
+__all__ = ["batched", "evaluation_mode", "model_device", "scores"]
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -59,3 +59,18 @@ def batched(
             for i in range(0, inputs.shape[0], batch_size)
         ]
     return torch.cat(out) if out else torch.empty(0)
+
+
+def scores(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``model(x)``, checked to be one score per example: ``[B, ...] -> [B]``.
+
+    A network with several outputs (a classifier's logits ``[B, C]``) is refused with a
+    ``ValueError``: read as an energy it would be trained or sampled silently wrong.
+    """
+    out = model(x)
+    if out.shape != x.shape[:1]:
+        raise ValueError(
+            f"the model must return one score per example, shape [{x.shape[0]}], got "
+            f"{list(out.shape)} (a classifier's logits? wrap it, e.g. in ebm_course.jem.JEM)"
+        )
+    return out

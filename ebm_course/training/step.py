@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..sampling import ReplayBuffer
-from ..utils import batched
+from ..utils import batched, scores
 from .config import TrainConfig
 from .history import STEP_KEYS
 
@@ -106,13 +106,7 @@ def training_step(
     real = noisy_real(real, config, generator)
     fake = draw_negatives(sampler_model or model, buffer, real.shape[0], config, generator)
     # one forward pass for both, as in the tutorial
-    scores = model(torch.cat([real, fake]))
-    if scores.shape != (2 * real.shape[0],):
-        raise ValueError(
-            f"the model must return one score per image, shape [{2 * real.shape[0]}], got "
-            f"{list(scores.shape)} (a classifier's logits? wrap it, e.g. in ebm_course.jem.JEM)"
-        )
-    real_score, fake_score = scores.chunk(2)
+    real_score, fake_score = scores(model, torch.cat([real, fake])).chunk(2)
     loss, reg_loss, cdiv = contrastive_divergence_loss(
         real_score, fake_score, config.alpha, config.flatness
     )
