@@ -86,6 +86,7 @@ _SUBMODULES = {
     "speed",
     "exercises",
     "explorer",
+    "lesson",
 }
 
 __all__ = ["device", "quick", "__version__", *_EXPORTS]

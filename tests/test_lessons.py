@@ -1,6 +1,7 @@
 """Static checks of the committed lessons (no kernel needed): what the book shows is current."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def test_shown_source_code_is_the_package_code(lesson):
     after a change to the package, the lesson must be re-run before its outputs are committed."""
     shown = 0
     for cell in _cells(lesson):
-        if cell["cell_type"] != "code" or "inspect.getsource(" not in "".join(cell["source"]):
+        if cell["cell_type"] != "code" or not _shows_source("".join(cell["source"])):
             continue
         for output in cell.get("outputs", []):
             text = "".join(output.get("data", {}).get("text/plain", ""))
@@ -34,8 +35,46 @@ def test_shown_source_code_is_the_package_code(lesson):
                     f"{lesson.name}: the stored source beginning {text.splitlines()[0]!r} is "
                     "not in ebm_course/ any more: re-run the lesson"
                 )
-    if any("inspect.getsource(" in "".join(c["source"]) for c in _cells(lesson)):
-        assert shown > 0, f"{lesson.name}: getsource cells without stored source outputs"
+    if any(_shows_source("".join(c["source"])) for c in _cells(lesson)):
+        assert shown > 0, f"{lesson.name}: source-showing cells without stored source outputs"
+
+
+def _shows_source(code: str) -> bool:
+    return "inspect.getsource(" in code or "show_source(" in code
+
+
+def _code(lesson: Path) -> str:
+    return "\n".join("".join(c["source"]) for c in _cells(lesson) if c["cell_type"] == "code")
+
+
+RUNS_MODELS = re.compile(r"\b(langevin|fit|fit_jem|fit_objective|training_step|sample_quality)\(")
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_lessons_that_train_or_sample_pick_the_device(lesson):
+    """A lesson that trains or samples picks ``DEVICE`` (ebm_course.device(), e.g. through
+    ebm_course.lesson.setup) and uses it."""
+    code = _code(lesson)
+    if not RUNS_MODELS.search(code):
+        return
+    assert re.search(r"DEVICE\s*(,\s*QUICK\s*)?=\s*(ebm_course\.device\(\)|.*setup\()", code), (
+        f"{lesson.name} trains or samples but never sets DEVICE = ebm_course.device()"
+    )
+    assert code.count("DEVICE") >= 3, f"{lesson.name} sets DEVICE but hardly uses it"
+
+
+@pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
+def test_lessons_copy_tensors_to_the_cpu_before_numpy(lesson):
+    """``.numpy()`` only right after ``.cpu()`` (or through ebm_course.lesson.to_numpy): on a
+    GPU, ``.numpy()`` of a CUDA tensor fails."""
+    code = _code(lesson)
+    bad = [
+        m.start()
+        for m in re.finditer(r"\.numpy\(\)", code)
+        if not re.search(r"\.cpu\(\)(\.detach\(\))?$", code[: m.start()])
+    ]
+    lines = [code[:i].count("\n") + 1 for i in bad]
+    assert not bad, f"{lesson.name}: .numpy() without .cpu() at code lines {lines}"
 
 
 @pytest.mark.parametrize("lesson", LESSONS, ids=lambda p: p.stem)
