@@ -306,7 +306,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     from .training.safety import write_json
 
-    write_json(args.out / "history.json", history.to_dict())
+    write_json(args.out / "history.json", history.to_dict(samples=False))
     print(f"done: {len(history)} epochs; checkpoints in {args.out}")
     return 0
 

@@ -550,3 +550,36 @@ def test_repeated_rollbacks_keep_lowering_the_learning_rate(blob):
     lrs = [event["lr"] for event in history.events]
     assert lrs == pytest.approx([TOY["lr"] * 0.97 * 0.5, TOY["lr"] * 0.97 * 0.25])
     assert history.lr[1] == pytest.approx(TOY["lr"] * 0.97 * 0.25)
+
+
+def test_sample_every_records_samples_from_noise_and_the_buffer(tmp_path, mnist_sample_images):
+    torch.manual_seed(0)
+    config = TrainConfig(
+        epochs=2,
+        iters_per_epoch=2,
+        batch_size=16,
+        mcmc_steps=2,
+        buffer_capacity=64,
+        noise_images=16,
+    )
+    history = fit(
+        CNNEnergy(hidden_features=8),
+        mnist_sample_images[:64],
+        None,
+        config,
+        sample_every=1,
+        checkpoint_dir=tmp_path,
+        tensorboard_dir=tmp_path / "tb",
+        progress=False,
+    )
+    assert [s["epoch"] for s in history.samples] == [1, 2]
+    first = history.samples[0]
+    assert first["from_noise"].shape == (16, 1, 28, 28) and first["buffer"].shape == (16, 1, 28, 28)
+    assert first["from_noise"].min() >= -1 and first["from_noise"].max() <= 1
+    assert not torch.equal(history.samples[0]["from_noise"], history.samples[1]["from_noise"])
+    assert "samples" not in history.to_dict(samples=False)
+    from ebm_course.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(tmp_path / "last.pt")["history"]["samples"]
+    assert torch.equal(saved[1]["buffer"], history.samples[1]["buffer"])
+    assert list((tmp_path / "tb").glob("events.*"))

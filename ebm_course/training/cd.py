@@ -13,19 +13,24 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from .. import checks
 from ..checkpoint import save_atomic
-from ..sampling import ReplayBuffer, uniform_noise
-from .config import EVAL_SEED_OFFSET, TrainConfig
+from ..sampling import ReplayBuffer, langevin, uniform_noise
+from .config import EVAL_SEED_OFFSET, WATCH_SEED_OFFSET, TrainConfig
 from .guard import DivergenceGuard
 from .history import STEP_KEYS, History
 from .safety import fingerprint
 from .step import mean_score, training_step
 from .trainer import RunOptions, Trainer
+
+# watching samples during training (fit's sample_every): how many, how long, which noise
+WATCH_IMAGES = 16
+WATCH_STEPS = 256  # the tutorial's generation setting
 
 
 class ContrastiveDivergenceTrainer(Trainer):
@@ -96,10 +101,45 @@ class ContrastiveDivergenceTrainer(Trainer):
             iterations=done + at.step,
             seconds=at.seconds,
         )
+        every = self.options.sample_every
+        if every and (at.epoch + 1) % every == 0:
+            self.history.samples.append(self.watch_samples(at.epoch + 1))
         if self.writer is not None:
-            for key, values in self.history.to_dict().items():
-                if key not in ("epoch", "events"):
-                    self.writer.add_scalar(f"epoch/{key}", values[-1], at.epoch + 1)
+            self.log_tensorboard(at.epoch + 1)
+
+    def watch_samples(self, epoch: int) -> dict[str, Any]:
+        """What the tutorial watches during training: samples from uniform noise (the same
+        starting noise every time, :data:`WATCH_STEPS` steps of the training sampler) and a
+        slice of the replay buffer, :data:`WATCH_IMAGES` of each, on the CPU."""
+        c = self.config
+        gen = torch.Generator(self.device).manual_seed(c.seed + WATCH_SEED_OFFSET)
+        start = uniform_noise(
+            (WATCH_IMAGES, *self.images.shape[1:]), c.value_range, self.device, gen
+        )
+        from_noise = langevin(
+            self.model,
+            start,
+            steps=WATCH_STEPS,
+            step_size=c.step_size,
+            noise_std=c.mcmc_noise,
+            grad_clamp=c.grad_clamp,
+            value_range=c.value_range,
+            generator=gen,
+            speed=c.speed,
+        )
+        buffer = self.buffer.examples[: min(WATCH_IMAGES, len(self.buffer))]
+        return {"epoch": epoch, "from_noise": from_noise.cpu(), "buffer": buffer.cpu().clone()}
+
+    def log_tensorboard(self, epoch: int) -> None:
+        for key, values in self.history.to_dict(samples=False).items():
+            if key not in ("epoch", "events"):
+                self.writer.add_scalar(f"epoch/{key}", values[-1], epoch)
+        if self.history.samples and self.history.samples[-1]["epoch"] == epoch:
+            low, high = self.config.value_range
+            for name in ("from_noise", "buffer"):
+                images = (self.history.samples[-1][name] - low) / (high - low)
+                if images.dim() == 4:  # images only; 2-D points have no picture
+                    self.writer.add_images(f"samples/{name}", images.clamp(0, 1), epoch)
 
     def save_epoch(self) -> None:
         """``best.pt`` when the validation contrastive divergence improved, then the kept epoch."""
@@ -133,6 +173,7 @@ def fit(
     progress: bool = True,
     tensorboard_dir: str | os.PathLike[str] | None = None,
     callback: Callable[[int, nn.Module], None] | None = None,
+    sample_every: int | None = None,
 ) -> History:
     """Train ``model`` (score ``f = -E``) by contrastive divergence with a replay buffer.
 
@@ -154,6 +195,9 @@ def fit(
         device: where to train (default: the model's device).
         progress: show ``tqdm`` progress bars. tensorboard_dir: log scalars there too.
         callback: called as ``callback(global_step, model)`` after every iteration.
+        sample_every: every this many epochs, record samples from noise and a slice of the
+            replay buffer in ``history.samples`` (and TensorBoard): the tutorial's way to
+            watch training, which the curves alone do not show.
 
     Returns the :class:`History`: one entry per epoch, the guard's rollbacks in ``events``.
     """

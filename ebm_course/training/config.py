@@ -14,6 +14,7 @@ from ..speed import PRECISIONS, SamplerSpeed
 # is reproducible and the streams are independent of each other.
 SHUFFLE_SEED_OFFSET = 1  # the CPU generator that shuffles the training data
 EVAL_SEED_OFFSET = 7  # the noise images scored after every epoch (the same ones each epoch)
+WATCH_SEED_OFFSET = 11  # the starting noise of the samples fit(sample_every=N) records
 RANK_SEED_STRIDE = 1000  # process r of a multi-process run samples with seed + 1000 r
 ROLLBACK_SEED_STRIDE = 7919  # after the k-th rollback the sampler restarts at seed + 7919 k
 

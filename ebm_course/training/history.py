@@ -46,14 +46,18 @@ class History:
     finished epoch, read as attributes (``history.val_cdiv``) or as ``to_dict()``.
 
     ``events`` lists the divergence guard's rollbacks (dicts with ``epoch``, ``step``,
-    ``reason`` and the new ``lr``). ``val_cdiv`` is NaN without validation data.
+    ``reason`` and the new ``lr``). ``val_cdiv`` is NaN without validation data. ``samples``
+    holds what ``fit(..., sample_every=N)`` recorded every N epochs: dicts with ``epoch``,
+    ``from_noise`` (images from uniform noise after 256 Langevin steps, ``[16, ...]``, CPU)
+    and ``buffer`` (16 images of the replay buffer at that time).
     """
 
     def __init__(self, **columns: list) -> None:
-        unknown = sorted(set(columns) - {*HISTORY_KEYS, "events"})
+        unknown = sorted(set(columns) - {*HISTORY_KEYS, "events", "samples"})
         if unknown:
             raise ValueError(f"unknown History columns {unknown}; known: {list(HISTORY_KEYS)}")
         self.events: list[dict] = list(columns.get("events", []))
+        self.samples: list[dict] = list(columns.get("samples", []))
         epochs = len(columns.get("epoch", []))
         # a column an older run did not record reads as NaN
         self.columns = {key: list(columns.get(key, [math.nan] * epochs)) for key in HISTORY_KEYS}
@@ -76,13 +80,15 @@ class History:
         return len(self.columns["epoch"])
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, History) and self.to_dict() == other.to_dict()
+        return isinstance(other, History) and self.to_dict(False) == other.to_dict(False)
 
     def __repr__(self) -> str:
         return f"History({len(self)} epochs, columns {list(HISTORY_KEYS)})"
 
-    def to_dict(self) -> dict[str, list[Any]]:
-        return {**{k: list(v) for k, v in self.columns.items()}, "events": list(self.events)}
+    def to_dict(self, samples: bool = True) -> dict[str, list[Any]]:
+        """The columns, ``events`` and (unless ``samples=False``, e.g. for JSON) ``samples``."""
+        out = {**{k: list(v) for k, v in self.columns.items()}, "events": list(self.events)}
+        return {**out, "samples": list(self.samples)} if samples else out
 
     @classmethod
     def from_dict(cls, values: dict[str, list]) -> History:

@@ -61,10 +61,12 @@ class RunOptions:
     progress: bool = True
     tensorboard_dir: str | os.PathLike[str] | None = None
     callback: Callable[[int, nn.Module], None] | None = None
+    sample_every: int | None = None
 
     def __post_init__(self) -> None:
-        if self.checkpoint_every is not None:
-            checks.positive_int("checkpoint_every", self.checkpoint_every)
+        for name in ("checkpoint_every", "sample_every"):
+            if getattr(self, name) is not None:
+                checks.positive_int(name, getattr(self, name))
         if self.keep_epochs and self.checkpoint_dir is None:
             raise ValueError("keep_epochs=True needs a checkpoint_dir to keep the epochs in")
 
