@@ -153,6 +153,11 @@ def _add_train(train: argparse.ArgumentParser) -> None:
         help="also save OUT/last.pt every N iterations (default: after every epoch)",
     )
     add(
+        "--sample-every",
+        type=_int_at_least(1),
+        help="record samples every N epochs (in OUT/last.pt's history and TensorBoard)",
+    )
+    add(
         "--init-from",
         type=Path,
         help="start from these weights (any checkpoint); ignored when OUT/last.pt resumes",
@@ -303,6 +308,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         callback=_log_every(200) if args.no_progress else None,
         tensorboard_dir=args.out / "tensorboard" if args.tensorboard else None,
+        sample_every=args.sample_every,
     )
     from .training.safety import write_json
 
