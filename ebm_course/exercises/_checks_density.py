@@ -71,13 +71,14 @@ def _grid_log_partition_spec() -> Spec:
             "`Z = sum_i exp(f_i) * cell_area`.",
         ),
     ]
+    note = "Return `log Z` as one number (a float or a 0-d tensor)."
     return Spec(
         "grid_log_partition",
         _grid_cases(),
         sol.grid_log_partition,
         mistakes,
         Tolerance(atol=1e-4, rtol=1e-5),
-        note="Return `log Z` as one number (a float or a 0-d tensor).",
+        note=note,
     )
 
 
@@ -122,13 +123,14 @@ def _grid_density_spec() -> Spec:
             "`exp(+f) / Z` (high score = likely).",
         ),
     ]
+    note = "`q` has one value per cell: the same shape and dtype as `scores`."
     return Spec(
         "grid_density",
         _grid_cases(),
         sol.grid_density,
         mistakes,
         Tolerance(atol=1e-6, rtol=1e-4),
-        note="`q` has one value per cell: the same shape and dtype as `scores`.",
+        note=note,
     )
 
 

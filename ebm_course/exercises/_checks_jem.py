@@ -61,13 +61,14 @@ def _jem_marginal_score_spec() -> Spec:
             "the marginal sums `exp(logits)` *before* normalising.",
         ),
     ]
+    note = "The marginal score has one value per image: shape `[B]`."
     return Spec(
         "jem_marginal_score",
         _logit_cases(),
         sol.jem_marginal_score,
         mistakes,
         Tolerance(1e-5, 1e-5),
-        note="The marginal score has one value per image: shape `[B]`.",
+        note=note,
     )
 
 
@@ -110,13 +111,14 @@ def _jem_class_probabilities_spec() -> Spec:
             "`torch.softmax(logits, dim=1)`, which subtracts the maximum first.",
         ),
     ]
+    note = "`p(y | x)` has the logits' shape `[B, C]`."
     return Spec(
         "jem_class_probabilities",
         _logit_cases(),
         sol.jem_class_probabilities,
         mistakes,
         Tolerance(1e-6, 1e-5),
-        note="`p(y | x)` has the logits' shape `[B, C]`.",
+        note=note,
     )
 
 
@@ -183,13 +185,9 @@ def _jem_class_score_spec() -> Spec:
             "You returned the energy `E(x, y) = -l(x)[y]`; the score is `+l(x)[y]`.",
         ),
     ]
+    note = "The joint score has one value per image: shape `[B]`."
     return Spec(
-        "jem_class_score",
-        cases,
-        sol.jem_class_score,
-        mistakes,
-        Tolerance(0.0, 0.0),
-        note="The joint score has one value per image: shape `[B]`.",
+        "jem_class_score", cases, sol.jem_class_score, mistakes, Tolerance(0.0, 0.0), note=note
     )
 
 
