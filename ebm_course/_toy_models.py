@@ -24,15 +24,26 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 ScoreFn = Callable[[Tensor], Tensor]
+MAX_GRID_N = 10_000  # cells per axis: n^2 scores are computed, 10^8 at most
 
 
 # ------------------------------------------------------- helpers (shared with toy.py)
 
 
-def _check_points(points: Tensor, name: str = "points") -> None:
-    if not isinstance(points, Tensor) or points.dim() != 2 or points.shape[1] != 2:
-        got = tuple(points.shape) if hasattr(points, "shape") else type(points).__name__
-        raise ValueError(f"{name} must be a tensor of shape [N, 2], got {got}")
+def _check_points(points: Tensor, name: str = "points", finite: bool = True) -> None:
+    """``points`` must be a tensor ``[N, 2]`` (without NaN/Inf when ``finite``: a data set; a
+    model's forward pass skips that check, which would read the batch)."""
+    if not isinstance(points, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor [N, 2], got {type(points).__name__}")
+    if points.dim() != 2 or points.shape[1] != 2:
+        raise ValueError(f"{name} must be a tensor of shape [N, 2], got {tuple(points.shape)}")
+    if finite and points.is_floating_point() and not torch.isfinite(points).all():
+        raise ValueError(f"{name} contains NaN or Inf values")
+
+
+def _check_grid(grid: Grid) -> None:
+    if not isinstance(grid, Grid):
+        raise TypeError(f"grid must be a Grid (ebm_course.toy.Grid), got {type(grid).__name__}")
 
 
 def _gaussian_log_kernel(points: Tensor, centres: Tensor, std: Tensor | float) -> Tensor:
@@ -67,7 +78,7 @@ class Grid:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lim", checks.value_range("lim", self.lim))
-        checks.positive_int("n", self.n)
+        checks.positive_int("n", self.n, maximum=MAX_GRID_N)
 
     @property
     def width(self) -> float:
@@ -114,6 +125,8 @@ def _placement(score_fn: ScoreFn) -> tuple[torch.device, torch.dtype]:
 
 def _scores(score_fn: ScoreFn, points: Tensor, batch_size: int) -> Tensor:
     """``score_fn`` on ``points`` ``[N, 2]`` in batches, on its device: ``[N]``."""
+    if not callable(score_fn):
+        raise TypeError(f"score_fn must be callable, got {type(score_fn).__name__}")
     device, dtype = _placement(score_fn)
     outs = []
     for chunk in points.split(batch_size):
@@ -149,6 +162,7 @@ def log_partition(score_fn: ScoreFn, grid: Grid = DEFAULT_GRID, batch_size: int 
         ValueError: a score of the wrong shape, or NaN / ``+inf`` scores.
     """
     checks.positive_int("batch_size", batch_size)
+    _check_grid(grid)
     with torch.no_grad():
         scores = _scores(score_fn, grid.points, batch_size).double()
     if torch.isnan(scores).any() or torch.isposinf(scores).any():
@@ -188,6 +202,7 @@ def nll(score_fn: ScoreFn, data: Tensor, grid: Grid = DEFAULT_GRID) -> float:
             (where ``q`` is not normalised).
     """
     _check_points(data, "data")
+    _check_grid(grid)
     if len(data) == 0:
         raise ValueError("data must hold at least one point")
     if not bool(grid.contains(data).all()):
@@ -210,16 +225,18 @@ class GaussianScore(nn.Module):
 
     def __init__(self, mean: Sequence[float] | Tensor = (0.0, 0.0), std: float = 1.0) -> None:
         super().__init__()
-        mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
+        try:
+            mean_t = torch.as_tensor(mean, dtype=torch.float32).reshape(-1)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"mean must be a pair of numbers, got {mean!r}") from None
         if mean_t.shape != (2,):
             raise ValueError(f"mean must be a 2-vector, got shape {tuple(mean_t.shape)}")
-        if not std > 0:
-            raise ValueError(f"std must be > 0, got {std!r}")
+        checks.number("std", std, 0.0, open_low=True)
         self.register_buffer("mean", mean_t)
         self.std = float(std)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_points(x, "x")
+        _check_points(x, "x", finite=False)
         return -(x - self.mean).pow(2).sum(dim=1) / (2 * self.std**2)
 
     def log_partition_exact(self) -> float:
@@ -287,12 +304,10 @@ class MixtureScore(nn.Module):
 
     @temperature.setter
     def temperature(self, value: float) -> None:
-        if not value > 0:
-            raise ValueError(f"temperature must be > 0, got {value!r}")
-        self._temperature = float(value)
+        self._temperature = checks.number("temperature", value, 0.0, open_low=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        _check_points(x, "x")
+        _check_points(x, "x", finite=False)
         return _gmm_log_density(x, self.log_weights, self.means, self.stds) / self.temperature
 
 

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import checks
 from .utils import batched
 
 __all__ = [
@@ -71,6 +72,9 @@ class MNISTClassifier(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """Penultimate activations (after ReLU): ``[B, 1, 28, 28]`` -> ``[B, 128]``."""
+        from .models import _check_input
+
+        _check_input(x, self, "images")
         if x.dim() != 4 or tuple(x.shape[1:]) != _IMAGE_SHAPE:
             raise ValueError(
                 f"MNISTClassifier expects images of shape [B, 1, 28, 28], got {list(x.shape)}"
@@ -128,9 +132,12 @@ def train_classifier(
         The trained classifier in eval mode, on ``device``.
 
     Raises:
-        ValueError: ``epochs < 1``, ``images`` not ``[N, 1, 28, 28]`` or ``labels`` not ``[N]``.
+        TypeError: a count that is not an integer, non-tensor or integer ``images``, labels
+            that are not integers.
+        ValueError: ``epochs < 1`` (or another bad number), ``images`` not finite
+            ``[N, 1, 28, 28]``, ``labels`` not ``[N]`` digits 0..9.
     """
-    _check_training_data(images, labels, epochs)
+    _check_training_data(images, labels, epochs, batch_size, lr, max_shift)
     device = torch.device(device) if device is not None else images.device
     images = images.to(device, torch.float32)
     labels = labels.to(device, torch.int64)
@@ -158,14 +165,32 @@ def train_classifier(
     return model.eval()
 
 
-def _check_training_data(images: Tensor, labels: Tensor, epochs: int) -> None:
+def _check_training_data(
+    images: Tensor, labels: Tensor, epochs: int, batch_size: int, lr: float, max_shift: int
+) -> None:
     """Check the arguments of :func:`train_classifier` that training cannot do without."""
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    checks.positive_int("epochs", epochs)
+    checks.positive_int("batch_size", batch_size)
+    checks.number("lr", lr, 0.0, open_low=True)
+    checks.positive_int("max_shift", max_shift, minimum=0)
+    checks.finite_tensor("images", images, min_dim=4)
     if images.dim() != 4 or tuple(images.shape[1:]) != _IMAGE_SHAPE:
         raise ValueError(f"images must be [N, 1, 28, 28], got {list(images.shape)}")
-    if labels.shape != images.shape[:1]:
-        raise ValueError(f"labels must be [N] with N={len(images)}, got {list(labels.shape)}")
+    _check_labels(labels, len(images))
+
+
+def _check_labels(labels: Tensor, n: int) -> None:
+    """``labels`` must be ``n`` integer digits 0..9."""
+    if not isinstance(labels, Tensor):
+        raise TypeError(f"labels must be an integer tensor [N], got {type(labels).__name__}")
+    if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        raise TypeError(f"labels must hold integer class indices, got dtype {labels.dtype}")
+    if labels.shape != (n,):
+        raise ValueError(f"labels must be [N] with N={n}, got {list(labels.shape)}")
+    if n and (labels.min().item() < 0 or labels.max().item() > 9):
+        raise ValueError(
+            f"labels must lie in 0..9, got values in [{labels.min().item()}, {labels.max().item()}]"
+        )
 
 
 def _train_epoch(
@@ -203,6 +228,8 @@ def accuracy(model: nn.Module, images: Tensor, labels: Tensor, batch_size: int =
 
     Runs in eval mode on the model's device (the model's train/eval mode is restored).
     """
+    checks.finite_tensor("images", images, min_dim=4)
+    _check_labels(labels, len(images))
     predicted = batched(lambda x: model(x).argmax(1), model, images, batch_size)
     return int((predicted.long() == labels.cpu()).sum()) / max(len(images), 1)
 
@@ -222,7 +249,8 @@ def load_classifier(
 
     Raises:
         FileNotFoundError: no file at ``path`` (the message says how to make one).
-        ValueError: the file is not a readable :class:`MNISTClassifier` state dict.
+        ValueError: the file is not a readable :class:`MNISTClassifier` state dict, or its
+            weights are not finite (NaN or Inf).
     """
     from .checkpoint import load_checkpoint
 
@@ -234,6 +262,9 @@ def load_classifier(
             f"`PATH_DATASETS=/path/to/data python tools/train_classifier.py`."
         )
     state = load_checkpoint(path, map_location=map_location, required=("fc2.weight",))
+    bad = [k for k, v in state.items() if isinstance(v, Tensor) and not torch.isfinite(v).all()]
+    if bad:
+        raise ValueError(f"{path} has non-finite (NaN or Inf) weights in {bad[:3]}")
     model = MNISTClassifier()
     try:
         model.load_state_dict(state)

@@ -27,6 +27,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Callable
@@ -37,6 +38,8 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
+
+from . import checks
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     from torchvision.transforms import Compose
@@ -137,9 +140,7 @@ class MNISTSample(Dataset):
         target_transform: Transform | None = None,
     ) -> None:
         self.path = Path(path)
-        with np.load(self.path) as npz:  # numpy refuses object arrays by default
-            images = np.asarray(npz["images"], dtype=np.uint8)
-            labels = np.asarray(npz["labels"])
+        images, labels = _read_sample(self.path)
         if images.ndim != 3 or images.shape[1:] != (28, 28) or len(labels) != len(images):
             raise ValueError(
                 f"{self.path}: expected images [N, 28, 28] and labels [N], "
@@ -166,6 +167,19 @@ class MNISTSample(Dataset):
 
     def __repr__(self) -> str:
         return f"MNISTSample(n={len(self)}, path={str(self.path)!r})"
+
+
+def _read_sample(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The ``images`` and ``labels`` arrays of an ``.npz`` sample; errors name the file."""
+    if not path.is_file():
+        raise FileNotFoundError(f"MNIST sample file not found: {path}")
+    try:
+        with np.load(path) as npz:  # numpy refuses object arrays by default
+            return np.asarray(npz["images"], dtype=np.uint8), np.asarray(npz["labels"])
+    except KeyError as err:
+        raise ValueError(f"{path} lacks the array {err} (needs 'images' and 'labels')") from None
+    except Exception as err:  # not an .npz file, truncated, pickled objects, ...
+        raise ValueError(f"could not read the MNIST sample {path}: {_first_line(err)}") from err
 
 
 def _canonical_name(name: str) -> str:
@@ -208,7 +222,11 @@ def _load(
 
     cls = getattr(torchvision.datasets, folder)
     if not _missing_files(raw):
-        return cls(str(root_path), train=train, transform=transform, download=False)
+        _check_raw_files(raw, train)
+        try:
+            return cls(str(root_path), train=train, transform=transform, download=False)
+        except (AssertionError, KeyError, RuntimeError, ValueError) as err:  # a damaged file
+            raise ValueError(f"could not read {display} from {raw}: {_first_line(err)}") from err
 
     error: Exception | None = None
     if download:
@@ -228,6 +246,41 @@ def _load(
         f"under {root_path}: {_expected_files(folder)}. Set PATH_DATASETS (or pass root=) to the "
         f"folder that holds {folder}/raw/, or run with a network and download=True."
     ) from error
+
+
+def _check_raw_files(raw: Path, train: bool) -> None:
+    """The split's two IDX files must be whole (their headers say how long) and agree on the
+    number of examples: a ``ValueError`` that names a damaged file, before torchvision reads."""
+    prefix = "train" if train else "t10k"
+    images, labels = raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
+    n_images, n_labels = _idx_count(images, 3), _idx_count(labels, 1)
+    if n_images != n_labels:
+        raise ValueError(
+            f"corrupt dataset files: {images} holds {n_images} images but {labels} "
+            f"{n_labels} labels; replace them with a fresh copy (or delete them to download)"
+        )
+
+
+def _idx_count(path: Path, ndim: int) -> int:
+    """The number of examples in the uint8 IDX file ``path`` (``ndim`` 3: 28x28 images, 1:
+    labels), read from its header; a ``ValueError`` naming the file when it is damaged."""
+    size = 4 * (ndim + 1)
+    with path.open("rb") as handle:
+        header = handle.read(size)
+    dims = [int(d) for d in np.frombuffer(header[4:], dtype=">u4")] if len(header) == size else []
+    if not dims or header[:4] != bytes((0, 0, 8, ndim)):
+        problem = f"no IDX header of a uint8 array with {ndim} dimension(s)"
+    elif dims[1:] != [28, 28][: ndim - 1]:
+        problem = f"examples of shape {dims[1:]}, not [28, 28]"
+    elif path.stat().st_size != size + math.prod(dims):
+        problem = f"{path.stat().st_size} bytes where its header says {size + math.prod(dims)}"
+        problem += " (truncated?)"
+    else:
+        return dims[0]
+    raise ValueError(
+        f"corrupt dataset file {path}: {problem}; replace it with a fresh copy (or delete it "
+        "to download it again)"
+    )
 
 
 def _root_folder(root: str | os.PathLike[str] | None, folder: str) -> Path:
@@ -302,7 +355,8 @@ def load_dataset(
         (10,000 in the project's offline copy) / 10,000 test; FashionMNIST 60,000 / 10,000.
 
     Raises:
-        ValueError: unknown ``name``.
+        ValueError: unknown ``name``, or a damaged raw file of the split (truncated, not IDX,
+            images and labels of different counts); the message names the file.
         NotADirectoryError: ``root`` exists but is not a folder.
         FileNotFoundError: the data is unavailable and there is no fallback (FashionMNIST, or
             ``fallback=False``); the message names the folder and the expected files.
@@ -388,8 +442,11 @@ def to_tensors(dataset: Dataset, limit: int | None = None) -> tuple[Tensor, Tens
     ``.data`` (bit-identical to the per-item transform); otherwise the dataset is iterated and
     its items (which must then be tensors) are stacked.
     """
-    if limit is not None and limit < 0:
-        raise ValueError(f"limit must be >= 0 or None, got {limit}")
+    pairs = "a Dataset of (image, label) pairs (e.g. from load_dataset)"
+    if isinstance(dataset, str | bytes) or not hasattr(dataset, "__getitem__"):
+        raise TypeError(f"dataset must be {pairs}, got {type(dataset).__name__}")
+    if limit is not None:
+        checks.positive_int("limit", limit, minimum=0)
     n = len(dataset) if limit is None else min(limit, len(dataset))  # type: ignore[arg-type]
 
     data = getattr(dataset, "data", None)
@@ -408,7 +465,10 @@ def to_tensors(dataset: Dataset, limit: int | None = None) -> tuple[Tensor, Tens
 
     images, labels_list = [], []
     for i in range(n):
-        image, label = dataset[i]
+        item = dataset[i]
+        if not (isinstance(item, tuple | list) and len(item) == 2):
+            raise TypeError(f"dataset must be {pairs}; item {i} is {type(item).__name__}")
+        image, label = item
         if not isinstance(image, Tensor):
             raise TypeError(
                 f"item {i} is a {type(image).__name__}, not a tensor; give the dataset a "

@@ -74,6 +74,8 @@ class JEM(nn.Module):
 
     def __init__(self, net: nn.Module | None = None) -> None:
         super().__init__()
+        if net is not None and not isinstance(net, nn.Module):
+            raise TypeError(f"net must be a torch.nn.Module, got {type(net).__name__}")
         self.net = net if net is not None else CNNEnergy(hidden_features=32, out_dim=10)
 
     def logits(self, x: Tensor) -> Tensor:
@@ -124,8 +126,8 @@ class ClassConditionalScore(nn.Module):
 
     def __init__(self, model: JEM, y: int | Tensor) -> None:
         super().__init__()
-        if not isinstance(model, JEM):
-            raise ValueError(f"model must be a JEM, got {type(model).__name__}")
+        _check_jem(model)
+        _check_label_kind(y, "y")
         self.model = model
         self.y = y.detach().clone() if isinstance(y, Tensor) else y
 
@@ -133,14 +135,24 @@ class ClassConditionalScore(nn.Module):
         return self.model.class_score(x, self.y)
 
 
+def _check_jem(model: Any) -> None:
+    if not isinstance(model, JEM):
+        raise TypeError(f"model must be a JEM, got {type(model).__name__}")
+
+
+def _check_label_kind(y: Any, what: str) -> None:
+    """``y`` must be an int or a tensor of integer class indices (``TypeError`` otherwise)."""
+    if isinstance(y, bool) or not isinstance(y, int | Tensor):
+        raise TypeError(f"{what} must be an int or an integer tensor, got {type(y).__name__}")
+    if isinstance(y, Tensor) and (y.is_floating_point() or y.is_complex() or y.dtype == torch.bool):
+        raise TypeError(f"{what} must hold integer class indices, got dtype {y.dtype}")
+
+
 def _as_labels(y: int | Tensor, batch: int, num_classes: int, what: str) -> Tensor:
     """``y`` as int64 ``[batch]`` (an int is repeated), checked to lie in ``0 .. C-1``."""
-    if isinstance(y, bool) or not isinstance(y, int | Tensor):
-        raise ValueError(f"{what} must be an int or an integer tensor, got {type(y).__name__}")
+    _check_label_kind(y, what)
     if isinstance(y, int):
         y = torch.full((batch,), y, dtype=torch.int64)
-    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-        raise ValueError(f"{what} must hold integer class indices, got dtype {y.dtype}")
     if tuple(y.shape) != (batch,):
         raise ValueError(f"{what} must have shape [{batch}], got {list(y.shape)}")
     if batch and (y.min().item() < 0 or y.max().item() >= num_classes):
@@ -165,6 +177,8 @@ def detector_scores(model: JEM, images: Tensor, batch_size: int = 500) -> dict[s
 
     Runs in eval mode on the model's device; the model's train/eval mode is restored.
     """
+    _check_jem(model)
+    checks.finite_tensor("images", images, min_dim=2)
     logits = batched(model.logits, model, images, batch_size)
     return {
         "marginal": logits.logsumexp(dim=1),
@@ -196,10 +210,7 @@ def jem_training_step(
     Returns floats ``loss, ce, cdiv, reg_loss, real_score, fake_score, accuracy`` (the
     scores are marginal scores ``f = -E``; ``accuracy`` on this batch, before the step).
     """
-    if tuple(labels.shape) != (images.shape[0],):
-        raise ValueError(
-            f"labels must have shape [{images.shape[0]}] (one per image), got {list(labels.shape)}"
-        )
+    _check_step_arguments(model, images, labels, generative_weight)
     batch = noisy_real(images, config, generator)
     generative = generative_weight > 0
     if generative:
@@ -208,6 +219,7 @@ def jem_training_step(
         fake = draw_negatives(model, buffer, batch.shape[0], config, generator)
         batch = torch.cat([batch, fake])  # one forward pass for real and fake images
     logits = model.logits(batch)
+    _as_labels(labels, images.shape[0], logits.shape[1], "labels")
     real_logits = logits[: labels.shape[0]]
     ce = F.cross_entropy(real_logits, labels)
     real_score = real_logits.logsumexp(dim=1)
@@ -228,6 +240,18 @@ def jem_training_step(
     accuracy = (real_logits.argmax(dim=1) == labels).float().mean()
     values = (loss, ce, cdiv, reg_loss, real_score.mean(), fake_score.mean(), accuracy)
     return {key: value.item() for key, value in zip(JEM_STEP_KEYS, values, strict=True)}
+
+
+def _check_step_arguments(
+    model: JEM, images: Tensor, labels: Tensor, generative_weight: float
+) -> None:
+    _check_jem(model)
+    checks.finite_tensor("images", images, min_dim=2)
+    _check_label_kind(labels, "labels")
+    if isinstance(labels, int) or tuple(labels.shape) != (images.shape[0],):
+        got = list(labels.shape) if isinstance(labels, Tensor) else "an int"
+        raise ValueError(f"labels must have shape [{images.shape[0]}] (one per image), got {got}")
+    checks.number("generative_weight", generative_weight, 0.0)
 
 
 class JEMHistory(dict):
@@ -288,11 +312,15 @@ class JEMTrainer(Trainer):
     def finished(self) -> bool:
         return self.progress.epoch * self.iters + self.progress.step >= self.total
 
-    def end_epoch(self) -> None:
-        if self.progress.step < self.iters:  # the last pass, cut short: save it mid-pass,
-            self.save()  # so that a later call with more iterations carries on from here
-        else:
-            super().end_epoch()
+    def end_epoch(self) -> str | None:
+        if self.progress.step == self.iters:
+            return super().end_epoch()
+        # the last pass, cut short: saved mid-pass, so that a later call asking for more
+        # iterations carries on from here
+        problem = self.guard.state_problem(self.model)
+        if problem is None:
+            self.save()
+        return problem
 
     def new_history(self) -> JEMHistory:
         return JEMHistory(iteration=[], seconds=[])
@@ -312,7 +340,7 @@ class JEMTrainer(Trainer):
     def guarded(self, row: dict[str, float]) -> dict[str, float]:
         # without the generative term, nothing but the classifier's loss is computed
         keys = ("loss", "real_score", "fake_score") if self.generative_weight else ("loss",)
-        return {key: row[key] for key in keys}
+        return {key: value for key, value in row.items() if key in keys}
 
     def record(self, row: dict[str, float], seconds: float) -> None:
         super().record(row, seconds)
@@ -413,8 +441,9 @@ def _check_jem_arguments(
     generative_weight: float,
     log_every: int,
 ) -> None:
-    if not isinstance(model, JEM):
-        raise TypeError(f"model must be a JEM, got {type(model).__name__}")
+    _check_jem(model)
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
     if iterations is not None:
         checks.positive_int("iterations", iterations)
     checks.positive_int("log_every", log_every)
@@ -422,6 +451,7 @@ def _check_jem_arguments(
     _check_images(images, config)
     if not isinstance(labels, Tensor):
         raise TypeError(f"labels must be an integer tensor [N], got {type(labels).__name__}")
+    _check_label_kind(labels, "labels")
     with torch.no_grad():
         num_classes = model.logits(images[:1].to(model_device(model))).shape[1]
     _as_labels(labels, images.shape[0], num_classes, "labels")

@@ -30,15 +30,16 @@ scikit-learn is imported inside :func:`auroc` only, so ``import ebm_course.metri
 
 from __future__ import annotations
 
-import math
+import contextlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from . import checks
 from .utils import batched, model_device
 
 __all__ = [
@@ -65,20 +66,30 @@ MALFORMED_THRESHOLD = 0.5
 _IMAGE_SHAPE = (1, 28, 28)
 
 
-def _check_images(x: Tensor, name: str = "x") -> None:
-    if not isinstance(x, Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != _IMAGE_SHAPE:
-        shape = list(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"{name} must be images of shape [B, 1, 28, 28], got {shape}")
+def _check_images(x: Any, name: str = "x") -> None:
+    """``x`` must be a non-empty batch of finite float images ``[B, 1, 28, 28]``."""
+    if isinstance(x, Tensor) and (x.dim() != 4 or tuple(x.shape[1:]) != _IMAGE_SHAPE):
+        raise ValueError(f"{name} must be images of shape [B, 1, 28, 28], got {list(x.shape)}")
+    checks.finite_tensor(name, x, min_dim=4)
 
 
-def _as_1d_array(values: Any, name: str) -> np.ndarray:
+def _as_array(values: Any, name: str, ndim: int) -> np.ndarray:
+    """``values`` as a finite float64 array: scores ``[N]`` (``ndim=1``), features ``[N, D]``."""
     if isinstance(values, Tensor):
         values = values.detach().to("cpu", torch.float64).numpy()
-    array = np.asarray(values, dtype=np.float64)
-    if array.ndim != 1:
+    array = None
+    if values is not None and not isinstance(values, str):
+        with contextlib.suppress(TypeError, ValueError):
+            array = np.asarray(values, dtype=np.float64)
+    if array is None:
+        shape = "[N]" if ndim == 1 else "[N, D]"
+        raise TypeError(f"{name} must be an array {shape} of numbers, got {type(values).__name__}")
+    if ndim == 1 and array.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional, got shape {array.shape}")
-    if array.size == 0:
+    if ndim == 1 and array.size == 0:
         raise ValueError(f"{name} is empty")
+    if ndim == 2 and (array.ndim != 2 or array.shape[0] < 2 or array.shape[1] < 1):
+        raise ValueError(f"{name} must be [N, D] with N >= 2 and D >= 1, got {array.shape}")
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or Inf values")
     return array
@@ -106,8 +117,8 @@ def auroc(in_scores: Sequence[float] | np.ndarray | Tensor, out_scores: Any) -> 
     """
     from sklearn.metrics import roc_auc_score
 
-    pos = _as_1d_array(in_scores, "in_scores")
-    neg = _as_1d_array(out_scores, "out_scores")
+    pos = _as_array(in_scores, "in_scores", 1)
+    neg = _as_array(out_scores, "out_scores", 1)
     y_true = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
     return float(roc_auc_score(y_true, np.concatenate([pos, neg])))
 
@@ -117,7 +128,12 @@ def scores(model: nn.Module, images: Tensor, batch_size: int = 512) -> Tensor:
     on the CPU. Runs under ``torch.no_grad()`` in eval mode on the model's device (the
     model's train/eval mode is restored)."""
     _check_images(images, "images")
-    return batched(model, model, images.float(), batch_size).reshape(len(images))
+    out = batched(model, model, images.float(), batch_size)
+    if out.numel() != len(images):
+        raise ValueError(
+            f"model must return one score per image, shape [{len(images)}], got {list(out.shape)}"
+        )
+    return out.reshape(len(images))
 
 
 # --------------------------------------------------------------------------------------------
@@ -132,6 +148,7 @@ def add_gaussian_noise(
     ``generator`` (on ``x``'s device) makes the noise reproducible. ``x`` is not modified.
     """
     _check_images(x)
+    checks.number("sigma", sigma, 0.0)
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     return (x + sigma * noise).clamp_(-1.0, 1.0)
 
@@ -223,10 +240,11 @@ def frechet_distance(feats_a: Any, feats_b: Any) -> float:
         The squared distance ``d^2 >= 0`` (like FID, not its square root); ~0 for identical
         sets.
     """
-    a = _as_features(feats_a, "feats_a")
-    b = _as_features(feats_b, "feats_b")
+    a, b = _as_array(feats_a, "feats_a", 2), _as_array(feats_b, "feats_b", 2)
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"feature dimensions differ: {a.shape[1]} vs {b.shape[1]}")
+        raise ValueError(
+            f"feats_a and feats_b feature dimensions differ: {a.shape[1]} vs {b.shape[1]}"
+        )
     mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
     cov_a = np.atleast_2d(np.cov(a, rowvar=False))
     cov_b = np.atleast_2d(np.cov(b, rowvar=False))
@@ -239,25 +257,20 @@ def frechet_distance(feats_a: Any, feats_b: Any) -> float:
     return max(value, 0.0)
 
 
-def _as_features(values: Any, name: str) -> np.ndarray:
-    if isinstance(values, Tensor):
-        values = values.detach().to("cpu", torch.float64).numpy()
-    array = np.asarray(values, dtype=np.float64)
-    if array.ndim != 2 or array.shape[0] < 2 or array.shape[1] < 1:
-        raise ValueError(f"{name} must be [N, D] with N >= 2 and D >= 1, got {array.shape}")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or Inf values")
-    return array
-
-
 def class_entropy(histogram: Iterable[float]) -> float:
     """Entropy in nats of the class distribution given by ``histogram`` (counts, >= 0).
 
     ``ln 10 = 2.303`` for ten equally frequent classes, 0 when every sample has one class.
     """
-    counts = np.asarray(list(histogram), dtype=np.float64)
-    if counts.ndim != 1 or counts.size == 0 or (counts < 0).any() or counts.sum() <= 0:
-        raise ValueError("histogram must be a non-empty list of counts >= 0 with a positive sum")
+    wanted = "a non-empty list of finite counts >= 0 with a positive sum"
+    if isinstance(histogram, Iterator):  # e.g. a generator: read it once
+        histogram = list(histogram)
+    try:
+        counts = _as_array(histogram, "histogram", 1)
+    except ValueError as err:  # not 1-D, empty, NaN or Inf
+        raise ValueError(f"histogram must be {wanted} ({err})") from None
+    if (counts < 0).any() or counts.sum() <= 0:
+        raise ValueError(f"histogram must be {wanted}")
     p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log(p)).sum())
 
@@ -319,21 +332,24 @@ def sample_quality(
         - ``"n_samples"``, ``"n_real"``, ``"steps"``.
 
     Raises:
-        ValueError: ``n < 2``, ``batch_size < 1``, ``steps < 1``, or ``real_images`` not
-            ``[R, 1, 28, 28]`` with ``R >= 4``.
+        TypeError, ValueError: a bad kind or value of ``n``, ``steps``, ``batch_size``,
+            ``classifier`` or ``real_images`` (``[R, 1, 28, 28]`` floats with ``R >= 4``).
     """
-    m = _reference_size(n, steps, batch_size, real_images)
+    m = _reference_size(n, steps, batch_size, real_images, classifier)
     samples = _langevin_samples(model, n, steps, batch_size, generator, langevin_kwargs)
     judged = _judge(classifier, samples, real_images[: 2 * m].cpu(), m, batch_size)
     return {**judged, "n_samples": n, "n_real": m, "steps": steps}
 
 
-def _reference_size(n: int, steps: int, batch_size: int, real_images: Tensor) -> int:
-    """Check :func:`sample_quality`'s sizes; return ``m``, the size of each set of real images."""
-    if n < 2 or batch_size < 1 or steps < 1:
-        raise ValueError(
-            f"need n >= 2, batch_size >= 1, steps >= 1; got {n}, {batch_size}, {steps}"
-        )
+def _reference_size(
+    n: int, steps: int, batch_size: int, real_images: Tensor, classifier: nn.Module
+) -> int:
+    """Check :func:`sample_quality`'s arguments; return ``m``, the size of each real set."""
+    checks.positive_int("n", n, minimum=2)
+    checks.positive_int("steps", steps)
+    checks.positive_int("batch_size", batch_size)
+    if not isinstance(classifier, nn.Module) or not hasattr(classifier, "features"):
+        raise TypeError(f"classifier must be an MNISTClassifier, got {type(classifier).__name__}")
     _check_images(real_images, "real_images")
     m = min(n, len(real_images) // 2)
     if m < 2:
@@ -358,9 +374,8 @@ def _langevin_samples(
     for start in range(0, n, batch_size):
         count = min(batch_size, n - start)
         x0 = uniform_noise((count, *_IMAGE_SHAPE), (-1.0, 1.0), device, generator)
-        chunks.append(
-            langevin(model, x0, steps=steps, generator=generator, **langevin_kwargs).cpu()
-        )
+        x = langevin(model, x0, steps=steps, generator=generator, **langevin_kwargs)
+        chunks.append(x.cpu())
     return torch.cat(chunks)
 
 
@@ -385,8 +400,7 @@ def _judge(
 
 
 def _unsure_fraction(probs: Tensor) -> float:
-    """Fraction of rows of ``probs`` ``[N, 10]`` whose largest probability is below
-    :data:`MALFORMED_THRESHOLD`: the classifier sees no clear digit."""
+    """Share of rows of ``probs`` ``[N, 10]`` below :data:`MALFORMED_THRESHOLD`: no clear digit."""
     return float((probs.max(1).values < MALFORMED_THRESHOLD).float().mean())
 
 
@@ -423,27 +437,21 @@ def evaluate(
     from .classifier import load_classifier
     from .data import load_fashion_mnist, load_mnist, to_tensors
 
+    device = model_device(model)  # a TypeError for a non-model, before any data is read
+    checks.positive_int("seed", seed, minimum=0)
+    checks.positive_int("n_samples", n_samples, minimum=2)
+    checks.positive_int("steps", steps)
+    checks.positive_int("batch_size", batch_size)
     options = {"root": data_root, "download": False, "fallback": False}
     mnist_test, _ = to_tensors(load_mnist(train=False, **options))
     fashion_test, _ = to_tensors(load_fashion_mnist(train=False, **options))
     if classifier is None:
-        classifier = load_classifier(map_location=model_device(model))
-
-    results: dict[str, Any] = {}
+        classifier = load_classifier(map_location=device)
     ood = ood_table(model, mnist_test, fashion_test, torch.Generator().manual_seed(seed))
-    results.update({f"auroc_{name}": value for name, value in ood.items()})
-    device = model_device(model)
+    results: dict[str, Any] = {f"auroc_{name}": value for name, value in ood.items()}
     generator = torch.Generator(device=device).manual_seed(seed)
     results.update(
-        sample_quality(
-            model,
-            classifier,
-            mnist_test,
-            n=n_samples,
-            steps=steps,
-            batch_size=batch_size,
-            generator=generator,
-        )
+        sample_quality(model, classifier, mnist_test, n_samples, steps, batch_size, generator)
     )
     results["seed"] = seed
     return results
@@ -452,11 +460,7 @@ def evaluate(
 def _format_value(value: Any) -> str:
     if value is None:
         return "-"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
+    if isinstance(value, float):  # nan formats as "nan"
         return f"{value:.4f}" if abs(value) < 1000 else f"{value:.1f}"
     if isinstance(value, list | tuple):
         return " ".join(_format_value(v) for v in value)
@@ -477,6 +481,11 @@ def format_table(results: Mapping[str, Mapping[str, Any]]) -> str:
     """
     if not results:
         raise ValueError("results is empty")
+    for name, result in results.items():
+        if not isinstance(result, Mapping):
+            raise TypeError(
+                f"results[{name!r}] must be a dict of metrics, got {type(result).__name__}"
+            )
     names = list(results)
     metrics: list[str] = []
     for result in results.values():

@@ -13,7 +13,25 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from . import checks
+
 IMAGE_SHAPE = (1, 28, 28)
+MAX_HIDDEN_FEATURES = 4096  # far beyond MNIST's needs; stops sizes that exhaust memory
+
+
+def _check_input(x: torch.Tensor, model: nn.Module, what: str) -> None:
+    """``x`` must be a floating-point tensor of ``model``'s dtype (cheap: no data is read)."""
+    name = type(model).__name__
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} expects a torch.Tensor of {what}, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} expects floating-point {what}, got {x.dtype}")
+    dtype = next(model.parameters()).dtype
+    if x.dtype != dtype:
+        raise ValueError(
+            f"{name} has {dtype} weights but got {what} of dtype {x.dtype}: convert one of "
+            f"them, e.g. x.to({dtype})"
+        )
 
 
 class CNNEnergy(nn.Module):
@@ -35,10 +53,12 @@ class CNNEnergy(nn.Module):
 
     def __init__(self, hidden_features: int = 32, out_dim: int = 1) -> None:
         super().__init__()
-        if hidden_features < 2 or hidden_features % 2:
+        checks.positive_int(
+            "hidden_features", hidden_features, minimum=2, maximum=MAX_HIDDEN_FEATURES
+        )
+        if hidden_features % 2:
             raise ValueError(f"hidden_features must be an even integer >= 2, got {hidden_features}")
-        if out_dim < 1:
-            raise ValueError(f"out_dim must be >= 1, got {out_dim}")
+        checks.positive_int("out_dim", out_dim)
         c1, c2, c3 = hidden_features // 2, hidden_features, hidden_features * 2
         self.hidden_features = hidden_features
         self.out_dim = out_dim
@@ -59,6 +79,7 @@ class CNNEnergy(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input(x, self, "images")
         if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
             raise ValueError(
                 f"CNNEnergy expects images of shape [B, 1, 28, 28], got {list(x.shape)}"
@@ -81,11 +102,8 @@ class MLPEnergy(nn.Module):
 
     def __init__(self, in_features: int = 2, hidden: int = 128, depth: int = 3) -> None:
         super().__init__()
-        if in_features < 1 or hidden < 1 or depth < 1:
-            raise ValueError(
-                "in_features, hidden and depth must be >= 1, got "
-                f"in_features={in_features}, hidden={hidden}, depth={depth}"
-            )
+        for name, value in (("in_features", in_features), ("hidden", hidden), ("depth", depth)):
+            checks.positive_int(name, value)
         self.in_features = in_features
         layers: list[nn.Module] = []
         width = in_features
@@ -96,6 +114,7 @@ class MLPEnergy(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input(x, self, "points")
         if x.dim() != 2 or x.shape[1] != self.in_features:
             raise ValueError(
                 f"MLPEnergy expects points of shape [B, {self.in_features}], got {list(x.shape)}"
@@ -138,6 +157,12 @@ def cnn_from_state_dict(state: dict[str, torch.Tensor], source: str = "state dic
     first, last = state.get("cnn_layers.0.weight"), state.get("cnn_layers.11.weight")
     if first is None or last is None:
         raise ValueError(f"{source} has no CNNEnergy weights ('cnn_layers.*' keys)")
+    odd = [name for name, value in state.items() if not isinstance(value, torch.Tensor)]
+    if odd:
+        raise ValueError(f"{source} holds weights that are not tensors: {odd[:3]}")
+    bad = [name for name, tensor in state.items() if not _finite(tensor)]
+    if bad:
+        raise ValueError(f"{source} has non-finite (NaN or Inf) weights in {bad[:3]}")
     model = CNNEnergy(hidden_features=first.shape[0] * 2, out_dim=last.shape[0])
     try:
         model.load_state_dict(state)
@@ -158,6 +183,8 @@ def load_energy(
     """
     from .checkpoint import load_checkpoint
 
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a file path (str or Path), got {type(path).__name__}")
     path = Path(path)
     checkpoint = load_checkpoint(path, map_location=map_location)
     if "state_dict" in checkpoint:  # the tutorial's Lightning format
@@ -165,4 +192,15 @@ def load_energy(
     state = checkpoint.get("model", checkpoint)
     if not isinstance(state, dict):
         raise ValueError(f"{path} holds no model weights")
-    return cnn_from_state_dict(state, str(path)).to(map_location).eval()
+    model = cnn_from_state_dict(state, str(path))
+    if model.out_dim != 1:
+        raise ValueError(
+            f"{path} holds a network with {model.out_dim} outputs (a classifier, e.g. a JEM's "
+            "logits), not an energy with one score per image"
+        )
+    return model.to(map_location).eval()
+
+
+def _finite(tensor: torch.Tensor) -> bool:
+    """True unless ``tensor`` holds floating-point NaN or Inf."""
+    return not tensor.is_floating_point() or bool(torch.isfinite(tensor).all())

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checks
-from .training import TrainConfig
+from .training import TrainConfig, TrainingDiverged
 from .utils import model_device
 
 __all__ = [
@@ -61,6 +61,8 @@ def _check_batch(x: torch.Tensor, name: str = "x") -> None:
 
 def _score(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``model(x)``, checked to be one score per example: ``[B]``."""
+    if not callable(model):
+        raise TypeError(f"model must be a torch.nn.Module (scores [B]), got {type(model).__name__}")
     score = model(x)
     if tuple(score.shape) != (x.shape[0],):
         raise ValueError(
@@ -75,6 +77,16 @@ def _input_gradient(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     x = x.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(_score(model, x).sum(), x, create_graph=True)
     return grad
+
+
+def _check_callable(name: str, value: object) -> None:
+    if not callable(value):
+        raise TypeError(f"{name} must be callable, got {type(value).__name__}")
+
+
+def _check_config(config: object) -> None:
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
 
 
 def _per_example(t: torch.Tensor) -> torch.Tensor:
@@ -167,6 +179,7 @@ def sliced_score_matching(
     """
     _check_batch(x)
     checks.positive_int("n_projections", n_projections)
+    checks.boolean("variance_reduced", variance_reduced)
     # every example once per projection: one double backward covers them all
     x = x.detach().repeat(n_projections, *([1] * (x.dim() - 1))).requires_grad_(True)
     signs = torch.randint(0, 2, x.shape, generator=generator, device=x.device)
@@ -243,8 +256,9 @@ def _data_and_noise(
     if noise_samples is None:
         noise_samples = noise.sample((n_noise,)).to(x)
     expected = [n_noise, *x.shape[1:]]
-    if not isinstance(noise_samples, torch.Tensor) or list(noise_samples.shape) != expected:
-        got = list(noise_samples.shape) if isinstance(noise_samples, torch.Tensor) else None
+    checks.finite_tensor("noise_samples", noise_samples)
+    if list(noise_samples.shape) != expected:
+        got = list(noise_samples.shape)
         raise ValueError(f"noise_samples must have shape {expected} (noise_ratio * B), got {got}")
     points = torch.cat([x, noise_samples.to(x)])
     log_noise = noise.log_prob(points)
@@ -272,6 +286,7 @@ class TimedEvaluation:
     """
 
     def __init__(self, evaluate: Callable[[nn.Module], float], every: int) -> None:
+        _check_callable("evaluate", evaluate)
         checks.positive_int("every", every)
         self.evaluate = evaluate
         self.every = every
@@ -332,13 +347,7 @@ def fit_objective(
         excludes evaluation time; ``value`` is NaN without ``evaluate``) and ``"loss"``:
         the training loss of every iteration.
     """
-    _check_batch(data, "data")
-    checks.positive_int("steps", steps)
-    checks.positive_int("batch_size", batch_size)
-    checks.positive_int("eval_every", eval_every)
-    if batch_size > data.shape[0]:
-        raise ValueError(f"batch_size {batch_size} exceeds the {data.shape[0]} examples of data")
-    checks.number("lr", lr, 0.0, open_low=True)
+    _check_fit_arguments(data, loss_fn, steps, batch_size, lr, evaluate, eval_every)
     device = model_device(model)
     data = data.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -348,15 +357,46 @@ def fit_objective(
     timer.start(model)
     for step in range(1, steps + 1):
         index = torch.randint(data.shape[0], (batch_size,), generator=generator)
-        loss = loss_fn(model, data[index.to(device)])
+        loss = _checked_loss(loss_fn(model, data[index.to(device)]))
+        losses.append(loss.item())
+        if not math.isfinite(losses[-1]):  # stop before the step would poison the weights
+            raise TrainingDiverged(f"the loss became {losses[-1]} at iteration {step}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(loss.item())
         if step % eval_every == 0 or step == steps:
             timer.record(step, model)
     model.eval()
     return {**timer.log, "loss": losses}
+
+
+def _check_fit_arguments(
+    data: torch.Tensor,
+    loss_fn: LossFn,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    evaluate: Callable[[nn.Module], float] | None,
+    eval_every: int,
+) -> None:
+    _check_batch(data, "data")
+    _check_callable("loss_fn", loss_fn)
+    checks.positive_int("steps", steps)
+    checks.positive_int("batch_size", batch_size)
+    checks.positive_int("eval_every", eval_every)
+    if batch_size > data.shape[0]:
+        raise ValueError(f"batch_size {batch_size} exceeds the {data.shape[0]} examples of data")
+    checks.number("lr", lr, 0.0, open_low=True)
+    if evaluate is not None:
+        _check_callable("evaluate", evaluate)
+
+
+def _checked_loss(loss: object) -> torch.Tensor:
+    """``loss_fn``'s result, which must be a scalar tensor (one number to minimise)."""
+    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+        got = list(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ValueError(f"loss_fn must return a scalar tensor (one loss), got {got}")
+    return loss
 
 
 def persistent_config(config: TrainConfig, reinit_prob: float = 0.05) -> TrainConfig:
@@ -365,8 +405,8 @@ def persistent_config(config: TrainConfig, reinit_prob: float = 0.05) -> TrainCo
     Only ``reinit_prob`` (the share of chains restarted from uniform noise each
     iteration) changes; ``fit`` does the rest. Must be ``< 1`` to keep any chain.
     """
-    if not 0 <= reinit_prob < 1:
-        raise ValueError(f"reinit_prob must be in [0, 1) for persistent chains, got {reinit_prob}")
+    _check_config(config)
+    checks.number("reinit_prob", reinit_prob, 0.0, 1.0, open_high=True)
     return dataclasses.replace(config, reinit_prob=reinit_prob)
 
 
@@ -376,5 +416,6 @@ def short_run_config(config: TrainConfig, mcmc_steps: int | None = None) -> Trai
     ``reinit_prob=1.0``, so the replay buffer is never drawn from and each iteration runs
     ``mcmc_steps`` (default: unchanged) Langevin steps from fresh uniform noise.
     """
+    _check_config(config)
     steps = config.mcmc_steps if mcmc_steps is None else mcmc_steps
     return dataclasses.replace(config, reinit_prob=1.0, mcmc_steps=steps)

@@ -14,6 +14,7 @@ importing this module stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
@@ -38,38 +39,27 @@ __all__ = [
     "HISTORY_PANELS",
 ]
 
-# Panels of ``plot_history``: (title, y label, keys drawn in that panel), defined with the
-# history's columns in ebm_course.training.history.
+# Panels of ``plot_history``: (title, y label, keys), defined in ebm_course.training.history.
 HISTORY_PANELS = PANELS
 
 
 # --------------------------------------------------------------------------- helpers
-
-
 def _new_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    if ax is not None and not isinstance(ax, Axes):
+        raise TypeError(f"ax must be a matplotlib Axes (or None), got {type(ax).__name__}")
     if ax is not None:
         return ax.figure, ax
     return plt.subplots(figsize=figsize)
 
 
 def _grid_tensor(
-    images: Tensor,
-    nrow: int,
-    value_range: tuple[float, float],
-    padding: int,
-    pad_value: float,
+    images: Tensor, nrow: int, value_range: tuple, padding: int, pad_value: float
 ) -> Tensor:
     """``torchvision.utils.make_grid`` with normalisation to [0, 1]: ``[3, H', W']``."""
     from torchvision.utils import make_grid
 
-    return make_grid(
-        images.detach().cpu().float(),
-        nrow=nrow,
-        normalize=True,
-        value_range=value_range,
-        padding=padding,
-        pad_value=pad_value,
-    )
+    options = {"normalize": True, "value_range": value_range, "padding": padding}
+    return make_grid(images.detach().cpu().float(), nrow=nrow, pad_value=pad_value, **options)
 
 
 def _check_images(images: Any, name: str = "images") -> None:
@@ -80,17 +70,11 @@ def _check_images(images: Any, name: str = "images") -> None:
             f"{name} must have shape [B, C, H, W] with B >= 1 and C in {{1, 3}}, "
             f"got shape {tuple(images.shape)}"
         )
-
-
-def _to_numpy_1d(values: Any) -> np.ndarray:
-    if isinstance(values, Tensor):
-        values = values.detach().cpu().double().numpy()
-    return np.asarray(values, dtype=float).reshape(-1)
+    if images.is_floating_point() and not torch.isfinite(images).all():
+        raise ValueError(f"{name} contains NaN or Inf values")
 
 
 # ------------------------------------------------------------------------ image grid
-
-
 def image_grid(
     images: Tensor,
     nrow: int = 8,
@@ -126,6 +110,7 @@ def image_grid(
     checks.positive_int("nrow", nrow)
     checks.positive_int("padding", padding, minimum=0)
     value_range = checks.value_range("value_range", value_range)
+    checks.number("pad_value", pad_value)
 
     grid = _grid_tensor(images, nrow, value_range, padding, pad_value)
     array = grid.permute(1, 2, 0).numpy()
@@ -211,16 +196,17 @@ def _check_trajectory(trajectory: Any, vis_steps: Any, max_chains: Any, start: A
         checks.positive_int("max_chains", max_chains)
         chains = min(chains, max_chains)
     expected = tuple(trajectory.shape[1:])
-    if start is not None and not (isinstance(start, Tensor) and tuple(start.shape) == expected):
-        got = tuple(start.shape) if isinstance(start, Tensor) else type(start).__name__
+    if start is not None and not isinstance(start, Tensor):
+        raise TypeError(f"start must be a torch.Tensor, got {type(start).__name__}")
+    if start is not None and tuple(start.shape) != expected:
+        got = tuple(start.shape)
         raise ValueError(f"start must have shape {expected} (trajectory.shape[1:]), got {got}")
     return chains
 
 
 def _label_trajectory_axes(ax: Axes, tile_hw: Sequence[int], steps: list[int], chains: int) -> None:
     """Ticks at the tile centres: the step numbers along x, the chain index along y."""
-    h, w = tile_hw
-    pad = _TRAJECTORY_PADDING
+    (h, w), pad = tile_hw, _TRAJECTORY_PADDING
     ax.set_xticks([pad + j * (w + pad) + (w - 1) / 2 for j in range(len(steps))])
     ax.set_xticklabels([str(s) for s in steps])
     ax.set_yticks([pad + i * (h + pad) + (h - 1) / 2 for i in range(chains)])
@@ -232,8 +218,6 @@ def _label_trajectory_axes(ax: Axes, tile_hw: Sequence[int], steps: list[int], c
 
 
 # -------------------------------------------------------------------- training curves
-
-
 def _history_dict(history: Any) -> dict[str, list]:
     if hasattr(history, "to_dict"):
         history = history.to_dict()
@@ -242,11 +226,18 @@ def _history_dict(history: Any) -> dict[str, list]:
             "history must be a training History (with .to_dict()) or a dict of lists, "
             f"got {type(history).__name__}"
         )
+    bad = [k for k, v in history.items() if isinstance(v, str) or not isinstance(v, Iterable)]
+    if bad:
+        raise TypeError(f"history[{bad[0]!r}] must be a list (one value per epoch)")
     return {str(key): list(values) for key, values in history.items()}
 
 
-def _as_float(values: list) -> np.ndarray:
-    return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+def _as_float(values: list, key: str) -> np.ndarray:
+    """``values`` as floats (``None``: NaN); a TypeError naming ``history[key]`` otherwise."""
+    try:
+        return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"history[{key!r}] must hold numbers (or None)") from None
 
 
 def plot_history(history: Any, keys: Sequence[str] | None = None) -> Figure:
@@ -272,11 +263,12 @@ def plot_history(history: Any, keys: Sequence[str] | None = None) -> Figure:
     """
     data = _history_dict(history)
     panels = _history_panels(data, keys)
-    fig, axes = plt.subplots(
-        1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False, layout="constrained"
-    )
+    drawn = [key for panel in panels for key in panel[2]] + [k for k in ["epoch"] if k in data]
+    curves = {key: _as_float(data[key], key) for key in drawn}  # checked before a figure
+    size = (4.2 * len(panels), 3.4)
+    fig, axes = plt.subplots(1, len(panels), figsize=size, squeeze=False, layout="constrained")
     for ax, panel in zip(axes[0], panels, strict=True):
-        _draw_history_panel(ax, panel, data)
+        _draw_history_panel(ax, panel, curves)
     return fig
 
 
@@ -284,6 +276,8 @@ def _history_panels(data: dict[str, list], keys: str | Sequence[str] | None) -> 
     """``(title, y label, keys)`` per panel: the known groups present in ``data``, then one
     panel per requested key outside them. A requested key must be present and non-empty."""
     present = {key for key, values in data.items() if len(values) > 0}
+    if keys is not None and not isinstance(keys, str | Iterable):
+        raise TypeError(f"keys must be a key or a list of keys, got {type(keys).__name__}")
     if keys is not None:
         keys = [keys] if isinstance(keys, str) else list(keys)
         missing = [key for key in keys if key not in present]
@@ -308,14 +302,14 @@ def _history_panels(data: dict[str, list], keys: str | Sequence[str] | None) -> 
     return panels
 
 
-def _draw_history_panel(ax: Axes, panel: tuple, data: dict[str, list]) -> None:
+def _draw_history_panel(ax: Axes, panel: tuple, curves: dict[str, np.ndarray]) -> None:
     """One curve per key of ``panel`` against the epochs (or the index when they do not fit)."""
     title, ylabel, group = panel
-    epochs = data.get("epoch", [])
+    epochs = curves.get("epoch", np.empty(0))
     all_positive = True
     for key in group:
-        y = _as_float(data[key])
-        x = _as_float(epochs) if len(epochs) == len(y) else np.arange(len(y), dtype=float)
+        y = curves[key]
+        x = epochs if len(epochs) == len(y) else np.arange(len(y), dtype=float)
         ax.plot(x, y, marker="o" if len(y) <= 20 else None, markersize=3, label=key)
         finite = y[np.isfinite(y)]
         all_positive = all_positive and finite.size > 0 and bool(np.all(finite > 0))
@@ -330,8 +324,6 @@ def _draw_history_panel(ax: Axes, panel: tuple, data: dict[str, list]) -> None:
 
 
 # ----------------------------------------------------------------- score histograms
-
-
 def plot_score_histograms(
     scores: Mapping[str, Tensor | np.ndarray],
     bins: int = 50,
@@ -361,7 +353,9 @@ def plot_score_histograms(
     """
     import seaborn as sns
 
-    if not isinstance(scores, Mapping) or len(scores) == 0:
+    if not isinstance(scores, Mapping):
+        raise TypeError(f"scores must be a mapping name -> scores, got {type(scores).__name__}")
+    if len(scores) == 0:
         raise ValueError("scores must be a non-empty mapping name -> scores")
     checks.positive_int("bins", bins)
     arrays = _score_arrays(scores)
@@ -384,7 +378,14 @@ def _score_arrays(scores: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Each set of scores flattened to a float array, checked to be non-empty and finite."""
     arrays: dict[str, np.ndarray] = {}
     for name, values in scores.items():
-        array = _to_numpy_1d(values)
+        if isinstance(values, Tensor):
+            values = values.detach().cpu().double().numpy()
+        array = None
+        if values is not None and not isinstance(values, str):
+            with contextlib.suppress(TypeError, ValueError):
+                array = np.asarray(values, dtype=float).reshape(-1)
+        if array is None:
+            raise TypeError(f"scores[{name!r}] must be an array of numbers, got {values!r:.40}")
         if array.size == 0:
             raise ValueError(f"scores[{name!r}] is empty")
         if not np.all(np.isfinite(array)):
@@ -404,8 +405,6 @@ def _shared_bin_edges(arrays: Iterable[np.ndarray], bins: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------- 2-D density
-
-
 def plot_density_2d(
     score_fn: Callable[[Tensor], Tensor],
     xlim: tuple[float, float],
@@ -425,26 +424,26 @@ def plot_density_2d(
     Args:
         score_fn: maps points ``[N, 2]`` (float32; on the module's device when
             ``score_fn`` is an ``nn.Module``, else CPU) to scores ``[N]`` (or ``[N, 1]``).
-        xlim: ``(x_min, x_max)`` of the grid.
-        ylim: ``(y_min, y_max)`` of the grid.
+        xlim, ylim: ``(min, max)`` of the grid along x and along y.
         n: grid points per axis (>= 2).
         data: optional points ``[M, 2]`` scattered on top (e.g. training data).
-        ax: axes to draw into; a new figure is made when ``None``.
-        title: optional axes title.
+        ax, title: axes to draw into (a new figure when ``None``) and an optional title.
 
     Returns:
         The figure; its ``AxesImage`` holds the ``[n, n]`` density (row = y, column = x).
 
     Raises:
-        ValueError: for bad limits or ``n``, a score of the wrong shape, NaN scores or ``data``
-            not of shape ``[M, 2]``.
+        TypeError, ValueError: bad limits, ``n`` or ``data`` (``[M, 2]``), NaN or misshapen scores.
     """
+    if not callable(score_fn):
+        raise TypeError(f"score_fn must be callable, got {type(score_fn).__name__}")
     x0, x1 = checks.value_range("xlim", xlim)
     y0, y1 = checks.value_range("ylim", ylim)
-    checks.positive_int("n", n, minimum=2)
-    if data is not None and (not isinstance(data, Tensor) or data.dim() != 2 or data.shape[1] != 2):
-        got = tuple(data.shape) if hasattr(data, "shape") else type(data).__name__
-        raise ValueError(f"data must be a tensor of shape [M, 2], got {got}")
+    checks.positive_int("n", n, minimum=2, maximum=4096)  # n^2 points in one batch
+    if data is not None and not isinstance(data, Tensor):
+        raise TypeError(f"data must be a torch.Tensor [M, 2], got {type(data).__name__}")
+    if data is not None and (data.dim() != 2 or data.shape[1] != 2):
+        raise ValueError(f"data must be a tensor of shape [M, 2], got {tuple(data.shape)}")
 
     score = _grid_scores(score_fn, (x0, x1), (y0, y1), n)
     density = np.exp(score - score.max())  # shifted by max f, so that exp cannot overflow

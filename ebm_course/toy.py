@@ -169,7 +169,7 @@ def sample(name: str, n: int, generator: torch.Generator | None = None) -> Tenso
         ValueError: unknown ``name`` or ``n < 1``.
     """
     _check_name(name)
-    checks.positive_int("n", n)
+    checks.positive_int("n", n, maximum=10**7)
     return _SAMPLERS[name](n, generator).clamp(-1.0, 1.0).float()
 
 

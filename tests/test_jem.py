@@ -182,13 +182,18 @@ def test_fit_jem_is_reproducible():
         (torch.zeros(16, 1, 28, 28), torch.zeros(15, dtype=torch.long), "labels must have shape"),
         (torch.zeros(16, 1, 28, 28), torch.full((16,), 10), r"labels must lie in 0\.\.9"),
         (torch.zeros(16, 1, 28, 28), torch.full((16,), -1), r"labels must lie in 0\.\.9"),
-        (torch.zeros(16, 1, 28, 28), torch.zeros(16), "integer class indices"),
         (torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.long), "fewer than one batch"),
         (torch.full((16, 1, 28, 28), 2.0), torch.zeros(16, dtype=torch.long), "value_range"),
     ],
 )
 def test_fit_jem_rejects_bad_data(images, labels, match):
     with pytest.raises(ValueError, match=match):
+        fit_jem(tiny_jem(), images, labels, TrainConfig(**TINY), iterations=1, progress=False)
+
+
+def test_fit_jem_rejects_float_labels():
+    images, labels = torch.zeros(16, 1, 28, 28), torch.zeros(16)
+    with pytest.raises(TypeError, match="integer class indices"):  # the wrong kind of labels
         fit_jem(tiny_jem(), images, labels, TrainConfig(**TINY), iterations=1, progress=False)
 
 
@@ -221,11 +226,11 @@ def test_bad_classes_and_networks_raise():
         model.class_score(x, 10)
     with pytest.raises(ValueError, match=r"y must have shape \[2\]"):
         model.conditional(torch.tensor([1, 2, 3]))(x)
-    with pytest.raises(ValueError, match="int or an integer tensor"):
-        model.conditional(1.5)(x)
+    with pytest.raises(TypeError, match="int or an integer tensor"):
+        model.conditional(1.5)
     with pytest.raises(ValueError, match="logits"):
         JEM(CNNEnergy(hidden_features=4, out_dim=1))(x)
-    with pytest.raises(ValueError, match="must be a JEM"):
+    with pytest.raises(TypeError, match="must be a JEM"):
         ClassConditionalScore(CNNEnergy(hidden_features=4), 0)
     with pytest.raises(ValueError, match="buffer"):
         jem_training_step(model, torch.optim.Adam(model.parameters()), None, x,

@@ -237,7 +237,7 @@ def test_nce_rejects_bad_noise_arguments():
         noise_contrastive_estimation(
             Quadratic(), x, torch.distributions.Normal(0.0, 1.0), noise_samples=torch.zeros(4, 2)
         )
-    with pytest.raises(ValueError, match="noise must"):
+    with pytest.raises(TypeError, match="noise must"):
         noise_contrastive_estimation(Quadratic(), x, "gaussian")
 
 
