@@ -93,6 +93,8 @@ def load_checkpoint(
         ValueError: the file is corrupt, truncated, not a checkpoint dict, or lacks
             one of the ``required`` keys; the message names the file.
     """
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"path must be a file path (str or Path), got {type(path).__name__}")
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")

@@ -12,15 +12,23 @@ and its use can be one line: ``steps = positive_int("steps", steps)``.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 __all__ = [
     "as_images",
     "boolean",
+    "checked_by",
+    "device",
+    "floating",
+    "instance",
     "finite_tensor",
     "generator_for",
     "in_range",
@@ -148,11 +156,62 @@ def same_device(name: str, tensor: torch.Tensor, other_name: str, other: torch.d
 
 def generator_for(name: str, generator: torch.Generator | None, device: torch.device) -> None:
     """Refuse a ``torch.Generator`` that cannot draw on ``device``, saying how to make one."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None, got {type(generator).__name__}")
     if generator is not None and generator.device.type != device.type:
         raise ValueError(
             f"{name} draws on {generator.device} but the tensors are on {device}: make it "
             f"with torch.Generator(device={str(device)!r}).manual_seed(seed)"
         )
+
+
+def device(name: str, value: Any) -> torch.device:
+    """``value`` (a ``torch.device`` or a name such as ``"cuda:0"``) as a ``torch.device``."""
+    if not isinstance(value, str | torch.device):
+        raise TypeError(f"{name} must be a torch.device or a name such as 'cpu', got {value!r}")
+    try:
+        return torch.device(value)
+    except RuntimeError as err:
+        raise ValueError(f"{name} {value!r} is not a device ({err})") from None
+
+
+def instance(name: str, value: Any, kind: type | tuple[type, ...]) -> Any:
+    """``value`` if it is an instance of ``kind`` (a ``TypeError`` naming both otherwise)."""
+    if not isinstance(value, kind):
+        names = " or ".join(
+            _TORCH_NAMES.get(k, k.__name__) for k in (kind if isinstance(kind, tuple) else (kind,))
+        )
+        raise TypeError(f"{name} must be a {names}, got {type(value).__name__}")
+    return value
+
+
+def floating(name: str, x: Any) -> torch.Tensor:
+    """``x`` if it is a floating-point tensor (no value checks: cheap enough for a hot path)."""
+    instance(name, x, torch.Tensor)
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must hold floating-point values, got {x.dtype}")
+    return x
+
+
+def checked_by(check: Callable[..., None]) -> Callable[[F], F]:
+    """Decorator: run ``check`` with the same arguments before the function.
+
+    The functions a lesson shows read as the algorithm; their input checks live in ``check``,
+    around them, not inside them.
+    """
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            check(*args, **kwargs)
+            return fn(*args, **kwargs)
+
+        return checked  # type: ignore[return-value]
+
+    return decorate
+
+
+_TORCH_NAMES = {torch.Tensor: "torch.Tensor", torch.nn.Module: "torch.nn.Module"}
 
 
 def _index(device: torch.device) -> int:

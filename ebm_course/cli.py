@@ -26,6 +26,13 @@ class CLIError(Exception):
     """A user error: printed without a traceback, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line (the usage is one ``--help`` away), exit code 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def _int_at_least(minimum: int) -> typing.Callable[[str], int]:
     """An argparse type: an integer >= ``minimum``."""
 
@@ -110,12 +117,12 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m ebm_course",
         description="Train, sample and evaluate deep energy-based models (score f = -E).",
     )
     parser.add_argument("--version", action="version", version=f"ebm_course {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     common.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     commands = parser.add_subparsers(dest="command", required=True)

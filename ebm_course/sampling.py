@@ -28,7 +28,8 @@ def uniform_noise(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Uniform noise over ``value_range`` (the chains' usual starting point), of ``shape``."""
-    lo, hi = value_range
+    shape = tuple(checks.positive_int("shape entry", n, minimum=0) for n in _sequence(shape))
+    lo, hi = checks.value_range("value_range", value_range)
     noise = torch.rand(tuple(shape), device=device, generator=generator)
     return noise.mul_(hi - lo).add_(lo)
 
@@ -125,8 +126,9 @@ def langevin(
     """
     _check_langevin_arguments(x, steps, step_size, noise_std, grad_clamp, value_range)
     _check_devices(model, x, generator)
+    checks.boolean("return_trajectory", return_trajectory)
     mask = None if mask is None else _broadcast_mask(mask, x)
-    speed = SamplerSpeed() if speed is None else speed
+    speed = SamplerSpeed() if speed is None else checks.instance("speed", speed, SamplerSpeed)
     with evaluation_mode(model):
         x = speed.layout(x)
         gradient = speed.gradient(model, x)
@@ -160,9 +162,22 @@ def _check_devices(model: nn.Module, x: torch.Tensor, generator: torch.Generator
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     checks.same_device("x", x, "the model", model_device(model))
     checks.generator_for("generator", generator, x.device)
+    weights = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if weights is not None and weights.dtype != x.dtype:
+        raise ValueError(
+            f"x is {x.dtype} but the model's weights are {weights.dtype}: convert one of them "
+            f"(e.g. x.to({weights.dtype}))"
+        )
+
+
+def _sequence(shape: Any) -> Sequence:
+    if not isinstance(shape, Sequence | torch.Size):
+        raise TypeError(f"shape must be a sequence of ints such as (1, 28, 28), got {shape!r}")
+    return shape
 
 
 def _broadcast_mask(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    checks.instance("mask", mask, torch.Tensor)
     try:
         return torch.broadcast_to(mask.to(device=x.device, dtype=x.dtype), x.shape)
     except RuntimeError as err:
@@ -202,7 +217,7 @@ class ReplayBuffer:
         generator: torch.Generator | None = None,
     ) -> None:
         checks.positive_int("capacity", capacity)
-        shape = tuple(checks.positive_int("shape entry", s) for s in shape)
+        shape = tuple(checks.positive_int("shape entry", s) for s in _sequence(shape))
         if not shape:
             raise ValueError("shape must be a non-empty sequence of positive ints, got ()")
         self.shape = shape
@@ -244,6 +259,7 @@ class ReplayBuffer:
 
     def push(self, samples: torch.Tensor) -> None:
         """Store ``samples`` ``[n, *shape]``, overwriting the oldest when full."""
+        checks.floating("samples", samples)
         if tuple(samples.shape[1:]) != self.shape:
             raise ValueError(
                 f"samples must have shape [n, {', '.join(map(str, self.shape))}], "

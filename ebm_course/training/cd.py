@@ -202,7 +202,7 @@ def fit(
     Returns the :class:`History`: one entry per epoch, the guard's rollbacks in ``events``.
     """
     options = RunOptions.pick(locals())  # the keyword arguments from checkpoint_dir on
-    config = config if config is not None else TrainConfig()
+    config = TrainConfig() if config is None else checks.instance("config", config, TrainConfig)
     train_images, val_images = _checked_data(train_data, val_data, config)
     _check_buffer(buffer, train_images, device, model)
     trainer = ContrastiveDivergenceTrainer(model, train_images, val_images, config, options)
@@ -235,13 +235,14 @@ def _check_buffer(
 ) -> None:
     if buffer is None:
         return
+    checks.instance("buffer", buffer, ReplayBuffer)
     if buffer.shape != tuple(images.shape[1:]):
         raise ValueError(
             f"buffer holds examples of shape {buffer.shape}, the data {tuple(images.shape[1:])}"
         )
     from ..utils import model_device
 
-    where = torch.device(device) if device is not None else model_device(model)
+    where = checks.device("device", device) if device is not None else model_device(model)
     if buffer.device != where and not (buffer.device.type == where.type == "cpu"):
         raise ValueError(
             f"buffer lives on {buffer.device} but training runs on {where}: "

@@ -15,12 +15,24 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import checks
 from ..sampling import ReplayBuffer
 from ..utils import batched, scores
 from .config import TrainConfig
 from .history import STEP_KEYS
 
 
+def _check_scores(
+    real_score: torch.Tensor, fake_score: torch.Tensor, alpha: float, flatness: float = 0.0
+) -> None:
+    for name, score in (("real_score", real_score), ("fake_score", fake_score)):
+        if checks.floating(name, score).dim() != 1:
+            raise ValueError(f"{name} must hold one score per image, [B]; got {list(score.shape)}")
+    checks.number("alpha", alpha, 0.0)
+    checks.number("flatness", flatness, 0.0)
+
+
+@checks.checked_by(_check_scores)
 def contrastive_divergence_loss(
     real_score: torch.Tensor, fake_score: torch.Tensor, alpha: float, flatness: float = 0.0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -88,6 +100,26 @@ def draw_negatives(
     )
 
 
+def _check_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    buffer: ReplayBuffer,
+    real: torch.Tensor,
+    config: TrainConfig,
+    *args: object,
+    **kwargs: object,
+) -> None:
+    checks.instance("model", model, nn.Module)
+    checks.instance("optimizer", optimizer, torch.optim.Optimizer)
+    checks.instance("buffer", buffer, ReplayBuffer)
+    checks.instance("config", config, TrainConfig)
+    if tuple(checks.floating("real", real).shape[1:]) != buffer.shape:
+        raise ValueError(
+            f"real holds images of shape {list(real.shape[1:])}, the buffer {list(buffer.shape)}"
+        )
+
+
+@checks.checked_by(_check_step)
 def training_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,

@@ -64,6 +64,10 @@ class RunOptions:
     sample_every: int | None = None
 
     def __post_init__(self) -> None:
+        if self.device is not None:
+            self.device = checks.device("device", self.device)
+        if self.guard is not None:
+            checks.instance("guard", self.guard, DivergenceGuard)
         for name in ("checkpoint_every", "sample_every"):
             if getattr(self, name) is not None:
                 checks.positive_int(name, getattr(self, name))
@@ -89,9 +93,7 @@ class Trainer:
     ) -> None:
         self.config, self.options = config, options
         self.guard = options.guard or DivergenceGuard()
-        self.device = (
-            model_device(model) if options.device is None else torch.device(options.device)
-        )
+        self.device = model_device(model) if options.device is None else options.device
         self.model = model.to(self.device)
         self.images = images.to(self.device)
         self.rank, self.world = _rank_and_world_size()
