@@ -74,8 +74,9 @@ NEXT = {f"{a}.html": f"{b}.html" for a, b in zip(PAGES[:-1], PAGES[1:], strict=T
 PROSE_PAGES = [ROOT, "notation", *(f"notebooks/{lesson}" for lesson in LESSONS)]
 MATHJAX_TIMEOUT_S = 20
 WIDTH = 1280
-# An output longer than this many lines must be collapsed (hide-output) or removed.
-MAX_OPEN_OUTPUT_LINES = 30
+# An output longer than this many lines must be collapsed (hide-output) or removed; the
+# short functions a lesson is about (langevin_steps, training_step: ~32 lines) stay open.
+MAX_OPEN_OUTPUT_LINES = 40
 # An inline code span longer than this belongs in a code block.
 MAX_INLINE_CODE = 150
 
