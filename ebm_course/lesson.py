@@ -10,7 +10,7 @@ installed (a plain JupyterLab set-up) the values are only printed.
 from __future__ import annotations
 
 import inspect
-import numbers
+import numbers as _numbers
 import os
 from typing import Any
 
@@ -51,7 +51,7 @@ def numbers(**values: Any) -> None:
     for name, value in values.items():
         if isinstance(value, torch.Tensor):
             value = value.item()
-        elif isinstance(value, numbers.Real) and not isinstance(value, bool | int):
+        elif isinstance(value, _numbers.Real) and not isinstance(value, bool | int):
             value = float(value)  # NumPy floats print and glue as plain numbers
         print(f"{name} = {value:.6g}" if isinstance(value, float) else f"{name} = {value}")
         _glue(name, value)

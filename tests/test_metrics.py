@@ -210,3 +210,27 @@ def test_evaluate_tutorial_checkpoint_smoke(tutorial_checkpoint: Path) -> None:
         result["frechet_classifier_distance"] > result["frechet_classifier_distance_real_vs_real"]
     )
     assert "tutorial" in format_table({"tutorial": result})
+
+
+def test_noisy_below_clean_is_the_share_of_pairs_where_noise_costs_score():
+    from ebm_course.metrics import noisy_below_clean
+
+    class Smoothness(torch.nn.Module):  # high score = a smooth image; noise always costs
+        def forward(self, x):
+            return -(x[..., 1:, :] - x[..., :-1, :]).abs().flatten(1).mean(1)
+
+    flat = torch.zeros(8, 1, 28, 28)
+    gen = torch.Generator().manual_seed(0)
+    assert noisy_below_clean(Smoothness(), flat, 0.3, gen) == 1.0
+
+    class Roughness(Smoothness):  # the opposite: noise always gains score
+        def forward(self, x):
+            return -super().forward(x)
+
+    assert noisy_below_clean(Roughness(), flat, 0.3, gen) == 0.0
+
+
+def test_format_table_still_lives_in_metrics():
+    from ebm_course import metrics, report
+
+    assert metrics.format_table is report.format_table
