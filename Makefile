@@ -12,6 +12,13 @@ help:
 	@echo "            build the book and check it in headless Chromium"
 	@echo "make book   create .venv, install, build the Jupyter Book into book/_build/html"
 	@echo "make lab    create .venv, install, start JupyterLab on notebooks/"
+	@echo "make test-gpu      on a machine with an NVIDIA GPU (no .venv needed, no internet):"
+	@echo "                   the tests, every lesson on CUDA (nbval, quick), the benchmark table"
+	@echo "                   and one epoch, in under 9 minutes (benchmarks/gpu.sh); fails at once"
+	@echo "                   without CUDA. Log and JSON summary in \$$OUT, else bench_out/"
+	@echo "make test-gpu-dry  the same script on the CPU at smoke-test sizes (= DRY=1 make test-gpu)"
+	@echo "make gpu-wheels    download into .whl/ the wheels that the GPU machine's Python may lack"
+	@echo "                   (nbval, ipykernel, ipywidgets and their needs); test-gpu installs them"
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -78,3 +85,27 @@ book: $(VENV)/.installed-book book/_mathjax/es5/tex-mml-chtml.js $(WIDGETS)
 
 clean:
 	rm -rf book/_build .pytest_cache .ruff_cache
+
+# GPU run (benchmarks/gpu.sh). No .venv prerequisite: the GPU machine may have no internet, and
+# gpu.sh finds a Python with torch itself ($$PYTHON, .venv/bin/python, python3, python, as it
+# documents). The lessons get this Makefile's NBVAL flags. DRY=1: the CPU dry run.
+.PHONY: test-gpu test-gpu-dry gpu-wheels
+test-gpu:
+	NBVAL_FLAGS="$(NBVAL)" bash benchmarks/gpu.sh $(if $(filter-out 0,$(DRY)),--dry-run)
+
+test-gpu-dry:
+	NBVAL_FLAGS="$(NBVAL)" bash benchmarks/gpu.sh --dry-run
+
+# Wheels for a GPU machine without internet, for its Python (GPU_PYVER, major.minor) on x86-64
+# Linux: nbval, ipykernel, ipywidgets and everything they need. gpu.sh installs, offline, only
+# those whose package that Python lacks. Bring .whl/ along (it is git-ignored).
+GPU_PYVER ?= 3.12
+GPU_WHEELS ?= .whl
+GPU_PLATFORMS := manylinux_2_17_x86_64 manylinux_2_24_x86_64 manylinux_2_26_x86_64 \
+	manylinux_2_27_x86_64 manylinux_2_28_x86_64 manylinux_2_31_x86_64 manylinux_2_34_x86_64 \
+	manylinux2014_x86_64 manylinux1_x86_64
+gpu-wheels: | $(PY)
+	$(PY) -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
+		--python-version $(GPU_PYVER) --implementation cp \
+		$(addprefix --platform ,$(GPU_PLATFORMS)) -d $(GPU_WHEELS) nbval ipykernel ipywidgets
+	@ls $(GPU_WHEELS) | wc -l | xargs echo "wheels in $(GPU_WHEELS)/:"
