@@ -422,7 +422,7 @@ LESSON_8 = [
     ("jem_class_probabilities", torch.sigmoid, "sigmoid"),
     ("jem_class_probabilities", lambda z: z.exp() / z.exp().sum(1, keepdim=True), "overflowed"),
     ("jem_class_score", class_score_log_prob, "log-probability"),
-    ("jem_class_score", lambda z, y: z.softmax(1)[torch.arange(len(z)), y], "returned `p(y | x)`"),
+    ("jem_class_score", lambda z, y: z.softmax(1)[torch.arange(len(z)), y], "returned `q(y | x)`"),
     ("jem_class_score", lambda z, y: z[:, y], "picks every label for every image"),
     ("jem_class_score", lambda z, y: z[y], "picks *images*"),
     ("jem_class_score", lambda z, y: z.logsumexp(1), "marginal score"),

@@ -365,8 +365,8 @@ _ALL = (
     _exercise(
         "jem_class_probabilities",
         8,
-        "p(y | x) from the logits",
-        """Given logits ([B, C]), return the classifier's p(y | x) = exp(l(x)[y]) /
+        "q(y | x) from the logits",
+        """Given logits ([B, C]), return the classifier's q(y | x) = exp(l(x)[y]) /
         sum_y' exp(l(x)[y']), shape [B, C]: the joint model's Z cancels.""",
         "Each row must sum to 1.",
         checks=_JEM,

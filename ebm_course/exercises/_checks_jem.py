@@ -57,7 +57,7 @@ def _jem_marginal_score_spec() -> Spec:
         ),
         Mistake(
             lambda z: torch.log(torch.softmax(z, dim=1).sum(dim=1)),
-            "You summed the probabilities `p(y | x)`, which always add up to 1 (log 0): "
+            "You summed the probabilities `q(y | x)`, which always add up to 1 (log 0): "
             "the marginal sums `exp(logits)` *before* normalising.",
         ),
     ]
@@ -87,12 +87,12 @@ def _jem_class_probabilities_spec() -> Spec:
     mistakes = [
         Mistake(
             lambda z: torch.softmax(z, dim=0),
-            "You normalised over the batch (dimension 0); `p(y | x)` normalises over the "
+            "You normalised over the batch (dimension 0); `q(y | x)` normalises over the "
             "classes of each image, dimension 1: every row must sum to 1.",
         ),
         Mistake(
             lambda z: torch.log_softmax(z, dim=1),
-            "You returned `log p(y | x)` (log_softmax); the exercise asks for the "
+            "You returned `log q(y | x)` (log_softmax); the exercise asks for the "
             "probabilities themselves.",
         ),
         Mistake(
@@ -111,7 +111,7 @@ def _jem_class_probabilities_spec() -> Spec:
             "`torch.softmax(logits, dim=1)`, which subtracts the maximum first.",
         ),
     ]
-    note = "`p(y | x)` has the logits' shape `[B, C]`."
+    note = "`q(y | x)` has the logits' shape `[B, C]`."
     return Spec(
         "jem_class_probabilities",
         _logit_cases(),
@@ -157,12 +157,12 @@ def _jem_class_score_spec() -> Spec:
     mistakes = [
         Mistake(
             lambda z, y: pick(torch.log_softmax(z, dim=1), y),
-            "You returned `log p(y | x)`, the classifier's log-probability. The joint "
+            "You returned `log q(y | x)`, the classifier's log-probability. The joint "
             "score `f(x, y) = -E(x, y)` is the raw logit `l(x)[y]`: no normalisation.",
         ),
         Mistake(
             lambda z, y: pick(torch.softmax(z, dim=1), y),
-            "You returned `p(y | x)`; the joint score is the raw logit `l(x)[y]`.",
+            "You returned `q(y | x)`; the joint score is the raw logit `l(x)[y]`.",
         ),
         Mistake(
             lambda z, y: z[:, y],
@@ -195,7 +195,7 @@ def check_jem_class_score(answer: Any) -> Feedback:
     """Check ``jem_class_score(logits [B, C], y int or int64 [B]) -> [B]``.
 
     Inputs: one label per image, one int for all, a single image, B = C = 3. The values are
-    picked, not computed. Tolerance: exact equality. Known mistakes: ``log p(y | x)``,
-    ``p(y | x)``, ``logits[:, y]`` (``[B, B]``), ``logits[y]``, the marginal, the energy.
+    picked, not computed. Tolerance: exact equality. Known mistakes: ``log q(y | x)``,
+    ``q(y | x)``, ``logits[:, y]`` (``[B, B]``), ``logits[y]``, the marginal, the energy.
     """
     return evaluate(_jem_class_score_spec(), answer)

@@ -384,7 +384,7 @@ def jem_marginal_score(logits: Tensor) -> Tensor:
 
 
 def jem_class_probabilities(logits: Tensor) -> Tensor:
-    """``p(y | x) = exp(l(x)[y]) / sum_y' exp(l(x)[y'])``, a softmax over the classes.
+    """``q(y | x) = exp(l(x)[y]) / sum_y' exp(l(x)[y'])``, a softmax over the classes.
 
     ``[B, C] -> [B, C]``, rows summing to 1: the joint model's ``Z`` cancels.
     """
