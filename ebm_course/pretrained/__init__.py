@@ -47,6 +47,20 @@ def load(name: str = "mnist", map_location: str | torch.device = "cpu") -> torch
     return load_energy(path, map_location=map_location)
 
 
+def training_samples(name: str = "mnist") -> dict[str, Any]:
+    """Samples from noise at several epochs of the shipped model's training run.
+
+    Returns ``{"epochs": [e1, ...], "images": float32 [E, 16, 1, 28, 28] in [-1, 1]}``: for
+    each epoch, 16 images from the same uniform noise after 256 steps of the run's sampler
+    (written by ``tools/training_samples.py``). Raises ``FileNotFoundError`` when missing.
+    """
+    from ..checkpoint import load_checkpoint
+
+    _check(name)
+    saved = load_checkpoint(HERE / f"{name}_training_samples.pt", required=("epochs", "pixels"))
+    return {"epochs": list(saved["epochs"]), "images": saved["pixels"].float() / 127.5 - 1.0}
+
+
 def model_card(name: str = "mnist") -> dict[str, Any]:
     """The model card of pretrained model ``name`` (a dict read from its JSON file)."""
     _check(name)

@@ -17,7 +17,7 @@ Scores are the network's output ``f(x) = -E(x)``. Validation contrastive diverge
 ``mean f(uniform noise) - mean f(held-out images)`` (lower is better).
 """
 
-from .cd import ContrastiveDivergenceTrainer, fit
+from .cd import ContrastiveDivergenceTrainer, fit, samples_from_noise
 from .config import RESUMABLE_CHANGES, TrainConfig
 from .guard import DivergenceGuard, TrainingDiverged
 from .history import HISTORY_KEYS, STEP_KEYS, History
@@ -48,5 +48,6 @@ __all__ = [
     "fit",
     "mean_score",
     "noisy_real",
+    "samples_from_noise",
     "training_step",
 ]

@@ -21,6 +21,7 @@ from torch import nn
 from .. import checks
 from ..checkpoint import save_atomic
 from ..sampling import ReplayBuffer, langevin, uniform_noise
+from ..utils import model_device
 from .config import EVAL_SEED_OFFSET, WATCH_SEED_OFFSET, TrainConfig
 from .guard import DivergenceGuard
 from .history import STEP_KEYS, History
@@ -108,25 +109,9 @@ class ContrastiveDivergenceTrainer(Trainer):
             self.log_tensorboard(at.epoch + 1)
 
     def watch_samples(self, epoch: int) -> dict[str, Any]:
-        """What the tutorial watches during training: samples from uniform noise (the same
-        starting noise every time, :data:`WATCH_STEPS` steps of the training sampler) and a
-        slice of the replay buffer, :data:`WATCH_IMAGES` of each, on the CPU."""
-        c = self.config
-        gen = torch.Generator(self.device).manual_seed(c.seed + WATCH_SEED_OFFSET)
-        start = uniform_noise(
-            (WATCH_IMAGES, *self.images.shape[1:]), c.value_range, self.device, gen
-        )
-        from_noise = langevin(
-            self.model,
-            start,
-            steps=WATCH_STEPS,
-            step_size=c.step_size,
-            noise_std=c.mcmc_noise,
-            grad_clamp=c.grad_clamp,
-            value_range=c.value_range,
-            generator=gen,
-            speed=c.speed,
-        )
+        """:func:`samples_from_noise` and a slice of the replay buffer, on the CPU."""
+        shape = tuple(self.images.shape[1:])
+        from_noise = samples_from_noise(self.model, shape, self.config)
         buffer = self.buffer.examples[: min(WATCH_IMAGES, len(self.buffer))]
         return {"epoch": epoch, "from_noise": from_noise.cpu(), "buffer": buffer.cpu().clone()}
 
@@ -155,6 +140,24 @@ class ContrastiveDivergenceTrainer(Trainer):
             }
             save_atomic(best_state, path)
         super().save_epoch()
+
+
+def samples_from_noise(
+    model: nn.Module, shape: tuple[int, ...], config: TrainConfig, n: int = WATCH_IMAGES
+) -> torch.Tensor:
+    """What the tutorial watches during training: ``n`` samples ``[n, *shape]`` from uniform
+    noise after :data:`WATCH_STEPS` steps of ``config``'s sampler, from the same starting
+    noise every time (seed ``config.seed + WATCH_SEED_OFFSET``), on the model's device."""
+    device = model_device(model)
+    gen = torch.Generator(device).manual_seed(config.seed + WATCH_SEED_OFFSET)
+    start = uniform_noise((n, *shape), config.value_range, device, gen)
+    sampler = {
+        "noise_std": config.mcmc_noise,
+        "grad_clamp": config.grad_clamp,
+        "value_range": config.value_range,
+        "speed": config.speed,
+    }
+    return langevin(model, start, WATCH_STEPS, config.step_size, generator=gen, **sampler)
 
 
 def fit(
@@ -240,8 +243,6 @@ def _check_buffer(
         raise ValueError(
             f"buffer holds examples of shape {buffer.shape}, the data {tuple(images.shape[1:])}"
         )
-    from ..utils import model_device
-
     where = checks.device("device", device) if device is not None else model_device(model)
     if buffer.device != where and not (buffer.device.type == where.type == "cpu"):
         raise ValueError(
