@@ -193,6 +193,21 @@ def floating(name: str, x: Any) -> torch.Tensor:
     return x
 
 
+def module_input(x: Any, model: torch.nn.Module, what: str) -> None:
+    """``x`` must be a floating-point tensor of ``model``'s dtype (cheap: no data is read)."""
+    name = type(model).__name__
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} expects a torch.Tensor of {what}, got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} expects floating-point {what}, got {x.dtype}")
+    dtype = next(model.parameters()).dtype
+    if x.dtype != dtype:
+        raise ValueError(
+            f"{name} has {dtype} weights but got {what} of dtype {x.dtype}: convert one of "
+            f"them, e.g. x.to({dtype})"
+        )
+
+
 def checked_by(check: Callable[..., None]) -> Callable[[F], F]:
     """Decorator: run ``check`` with the same arguments before the function.
 

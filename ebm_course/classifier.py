@@ -72,9 +72,7 @@ class MNISTClassifier(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """Penultimate activations (after ReLU): ``[B, 1, 28, 28]`` -> ``[B, 128]``."""
-        from .models import _check_input
-
-        _check_input(x, self, "images")
+        checks.module_input(x, self, "images")
         if x.dim() != 4 or tuple(x.shape[1:]) != _IMAGE_SHAPE:
             raise ValueError(
                 f"MNISTClassifier expects images of shape [B, 1, 28, 28], got {list(x.shape)}"

@@ -19,21 +19,6 @@ IMAGE_SHAPE = (1, 28, 28)
 MAX_HIDDEN_FEATURES = 4096  # far beyond MNIST's needs; stops sizes that exhaust memory
 
 
-def _check_input(x: torch.Tensor, model: nn.Module, what: str) -> None:
-    """``x`` must be a floating-point tensor of ``model``'s dtype (cheap: no data is read)."""
-    name = type(model).__name__
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} expects a torch.Tensor of {what}, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} expects floating-point {what}, got {x.dtype}")
-    dtype = next(model.parameters()).dtype
-    if x.dtype != dtype:
-        raise ValueError(
-            f"{name} has {dtype} weights but got {what} of dtype {x.dtype}: convert one of "
-            f"them, e.g. x.to({dtype})"
-        )
-
-
 class CNNEnergy(nn.Module):
     """The tutorial's small CNN energy for 28x28 grey-scale images.
 
@@ -79,7 +64,7 @@ class CNNEnergy(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self, "images")
+        checks.module_input(x, self, "images")
         if x.dim() != 4 or tuple(x.shape[1:]) != IMAGE_SHAPE:
             raise ValueError(
                 f"CNNEnergy expects images of shape [B, 1, 28, 28], got {list(x.shape)}"
@@ -114,7 +99,7 @@ class MLPEnergy(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_input(x, self, "points")
+        checks.module_input(x, self, "points")
         if x.dim() != 2 or x.shape[1] != self.in_features:
             raise ValueError(
                 f"MLPEnergy expects points of shape [B, {self.in_features}], got {list(x.shape)}"

@@ -116,8 +116,8 @@ def run(fn: Callable, case: Case, observe: Callable | None = None) -> Outcome:
             observed = observe(result, args, kwargs) if observe else result
     except Exception as err:  # e.g. backpropagating through a broken graph
         return Outcome(error=err, phase="check")
-    changed = [name for (name, old), (_, new) in zip(before, _tensors(args, kwargs), strict=True)
-               if _changed(old, new.detach())]  # fmt: skip
+    pairs = zip(before, _tensors(args, kwargs), strict=True)
+    changed = [name for (name, old), (_, new) in pairs if _changed(old, new.detach())]
     return Outcome(observed=observed, mutated=changed[0] if changed else "")
 
 

@@ -1,0 +1,479 @@
+r"""Noise-conditional score models (NCSN): the bridge from energy models to diffusion.
+
+Song & Ermon (2019, 2020). One network learns the *score function*
+:math:`\nabla_x \log p_\sigma(x)` of the data blurred by Gaussian noise,
+:math:`p_\sigma = p * \mathcal N(0, \sigma^2 I)`, at every level of a geometric ladder
+:math:`\sigma_1 > \dots > \sigma_L` (:func:`noise_levels`). At large :math:`\sigma`,
+:math:`p_\sigma` is smooth and fills space, so its score is easy to learn everywhere and
+Langevin chains mix between modes; at small :math:`\sigma`, :math:`p_\sigma \approx p` but
+chains cannot cross the empty space between modes. :func:`annealed_langevin` walks down
+the ladder so that each level starts where the previous one has mixed.
+
+Sign convention (as everywhere in :mod:`ebm_course`): an energy network returns the score
+``f = -E``, a density ``q = exp(f) / Z``; the *score function* is ``grad_x log q``. A
+noise-conditional model is called as ``model(x, sigma)``, ``x`` ``[B, ...]`` and ``sigma``
+``[B]`` (one level per example), and is either a **direct score model**, returning
+:math:`s(x, \sigma)` of ``x``'s shape, or an **energy model** (attribute ``energy = True``),
+returning :math:`f(x, \sigma)` ``[B]`` with :math:`s = \nabla_x f`. :func:`score_function`
+turns either into the score; a plain function ``score(x, sigma)`` counts as a direct
+model, so the sampler runs on analytic scores too. :class:`ScoreNet` offers both views.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import checks
+from .utils import evaluation_mode
+
+__all__ = [
+    "ScoreNet",
+    "OODScore",
+    "noise_levels",
+    "score_function",
+    "multi_level_dsm_loss",
+    "annealed_langevin",
+    "annealed_langevin_steps",
+    "fit_score_model",
+    "ema_copy",
+]
+
+ScoreModel = nn.Module | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Sigmas = torch.Tensor | Sequence[float]
+
+
+def _check_batch(x: torch.Tensor, name: str = "x") -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[0] == 0:
+        got = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"{name} must be a non-empty batch [B, ...] (at least 2-D), got {got}")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} must hold floating-point values, got {x.dtype}")
+
+
+def _as_sigmas(sigmas: Sigmas, like: torch.Tensor, decreasing: bool = False) -> torch.Tensor:
+    """``sigmas`` as a checked 1-D tensor ``[L]`` on ``like``'s device and dtype."""
+    try:
+        values = torch.as_tensor(sigmas, dtype=torch.float64).detach().cpu()
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"sigmas must be a 1-D sequence of numbers, got {sigmas!r}") from err
+    if values.dim() != 1 or values.numel() == 0:
+        raise ValueError(f"sigmas must be a non-empty 1-D sequence, got shape {list(values.shape)}")
+    if not (torch.isfinite(values).all() and (values > 0).all()):
+        raise ValueError(f"sigmas must be finite and > 0, got {values.tolist()}")
+    if decreasing and (values[1:] >= values[:-1]).any():
+        raise ValueError(f"sigmas must decrease strictly (largest first), got {values.tolist()}")
+    return values.to(device=like.device, dtype=like.dtype)
+
+
+def _expand(sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per-example ``sigma`` ``[B]`` reshaped to broadcast against ``x``: ``[B, 1, ...]``."""
+    return sigma.view(-1, *([1] * (x.dim() - 1)))
+
+
+def noise_levels(sigma_max: float, sigma_min: float, n: int) -> torch.Tensor:
+    r"""A geometric ladder of noise levels, largest first: float32 ``[n]``.
+
+    :math:`\sigma_i = \sigma_\max\,(\sigma_\min / \sigma_\max)^{(i-1)/(n-1)}`, so
+    consecutive levels have the same ratio (Song & Ermon 2019). Song & Ermon (2020)
+    advise :math:`\sigma_\max` about the largest distance between two training examples
+    (so chains can travel between any two) and :math:`\sigma_\min` below what the eye can
+    see (the last level's samples are the output).
+
+    Args:
+        sigma_max: the largest level, ``>= sigma_min``.
+        sigma_min: the smallest level, ``> 0``.
+        n: number of levels, ``>= 1`` (``n = 1`` needs ``sigma_max == sigma_min``).
+    """
+    checks.number("sigma_max", sigma_max, 0, open_low=True)
+    checks.number("sigma_min", sigma_min, 0, open_low=True)
+    checks.positive_int("n", n)
+    if sigma_min > sigma_max or (n == 1 and sigma_min != sigma_max):
+        raise ValueError(
+            f"need sigma_max >= sigma_min (equal when n = 1), got sigma_max={sigma_max}, "
+            f"sigma_min={sigma_min}, n={n}"
+        )
+    steps = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
+    return (math.log(sigma_max) + steps * math.log(sigma_min / sigma_max)).exp().float()
+
+
+class _ResBlock(nn.Module):
+    """Two 3x3 convolutions with GroupNorm and SiLU, the noise level as FiLM on the second
+    norm (``(1 + scale) * norm(h) + shift``), and a residual connection.
+    ``[B, c_in, H, W]`` and embedding ``[B, D]`` -> ``[B, c_out, H, W]``."""
+
+    def __init__(self, c_in: int, c_out: int, embed_dim: int) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(8, c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.film = nn.Linear(embed_dim, 2 * c_out)
+        self.norm2 = nn.GroupNorm(8, c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        scale, shift = self.film(embedding)[:, :, None, None].chunk(2, dim=1)
+        h = self.conv2(F.silu(self.norm2(h) * (1 + scale) + shift))
+        return h + self.skip(x)
+
+
+class ScoreNet(nn.Module):
+    r"""A small noise-conditional U-Net for 28x28 images, in either view.
+
+    Its core is a noise predictor :math:`\hat\varepsilon(x, \sigma)` ``[B, 1, 28, 28]``:
+    ``c, 2c, 4c`` channels at 28, 14 and 7 pixels (residual blocks at 14 and 7 pixels, single
+    convolutions at 28, which keeps it cheap on a CPU), fed :math:`x / \sqrt{1 + \sigma^2}`
+    and conditioned on :math:`\log\sigma` by an MLP embedding that scales and shifts each
+    block's features.
+
+    - ``energy=False`` (direct, as NCSNv2): the score function
+      :math:`s(x, \sigma) = -\hat\varepsilon(x, \sigma) / \sigma`, ``[B, 1, 28, 28]``; the
+      DSM loss becomes :math:`\tfrac12\|\hat\varepsilon - \varepsilon\|^2`.
+    - ``energy=True``: the score ``f = -E`` ``[B]``,
+      :math:`f(x, \sigma) = -\tfrac12 \|\hat\varepsilon(x, \sigma)\|^2`, whose input
+      gradient is the score function: Salimans & Ho's (2021) energy
+      :math:`\|x - D(x)\|^2 / 2\sigma^2` for the denoiser :math:`D = x - \sigma\hat\varepsilon`.
+      Every score then costs a backward pass: a training step about 3 times, a sampling
+      step about 2 times the direct view's.
+
+    Args:
+        channels: width ``c`` at 28 pixels, a multiple of 8 (``c = 16``: 0.21 M parameters).
+        energy: return the energy-view score ``f`` ``[B]`` instead of the score function.
+
+    Input: ``x`` ``[B, 1, 28, 28]`` (pixels in about ``[-1, 1]``, plus noise), ``sigma`` ``[B]``
+    or a number, ``> 0``.
+    """
+
+    def __init__(self, channels: int = 16, energy: bool = False) -> None:
+        super().__init__()
+        if (
+            isinstance(channels, bool)
+            or not isinstance(channels, int)
+            or channels % 8
+            or channels < 8
+        ):
+            raise ValueError(f"channels must be a positive multiple of 8, got {channels!r}")
+        c, d = channels, 8 * channels
+        self.channels, self.energy = c, bool(energy)
+        self.embed = nn.Sequential(nn.Linear(1, d), nn.SiLU(), nn.Linear(d, d), nn.SiLU())
+        self.conv_in = nn.Conv2d(1, c, 3, padding=1)  # 28 x 28
+        self.down1 = nn.Conv2d(c, 2 * c, 3, stride=2, padding=1)  # 28 -> 14
+        self.block1 = _ResBlock(2 * c, 2 * c, d)
+        self.down2 = nn.Conv2d(2 * c, 4 * c, 3, stride=2, padding=1)  # 14 -> 7
+        self.block2 = _ResBlock(4 * c, 4 * c, d)
+        self.block3 = _ResBlock(6 * c, 2 * c, d)  # 14 x 14, with the skip from block1
+        self.up = nn.Conv2d(3 * c, c, 3, padding=1)  # 28 x 28, with the skip from conv_in
+        self.conv_out = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, 1, 3, padding=1))
+
+    def predict_noise(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+        r"""The noise estimate :math:`\hat\varepsilon(x, \sigma)`: ``[B, 1, 28, 28]``, ``[B]``
+        -> ``[B, 1, 28, 28]``."""
+        if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+            raise ValueError(
+                f"ScoreNet expects images of shape [B, 1, 28, 28], got {list(x.shape)}"
+            )
+        sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).expand(x.shape[0])
+        e = self.embed(sigma.log()[:, None])  # [B, d]
+        h0 = self.conv_in(x / _expand((1 + sigma**2).sqrt(), x))  # [B, c, 28, 28]
+        h1 = self.block1(self.down1(h0), e)  # [B, 2c, 14, 14]
+        h = self.block2(self.down2(h1), e)  # [B, 4c, 7, 7]
+        h = self.block3(torch.cat([F.interpolate(h, scale_factor=2.0), h1], dim=1), e)
+        h = self.up(torch.cat([F.interpolate(h, scale_factor=2.0), h0], dim=1))
+        return self.conv_out(h)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
+        """The score function ``[B, 1, 28, 28]``, or with ``energy`` the score ``f`` ``[B]``."""
+        noise = self.predict_noise(x, sigma)
+        if self.energy:
+            return -0.5 * noise.flatten(1).pow(2).sum(dim=1)
+        sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).expand(x.shape[0])
+        return -noise / _expand(sigma, x)
+
+
+def score_function(
+    model: ScoreModel, x: torch.Tensor, sigma: torch.Tensor, create_graph: bool = False
+) -> torch.Tensor:
+    r"""The model's score function :math:`s(x, \sigma) \approx \nabla_x \log p_\sigma(x)`:
+    ``x`` ``[B, ...]`` and ``sigma`` ``[B]`` -> ``[B, ...]``.
+
+    A direct model's output is returned (checked to have ``x``'s shape); an energy model's
+    ``f(x, sigma)`` ``[B]`` is differentiated, :math:`s = \nabla_x f`, also under
+    ``torch.no_grad()``; ``create_graph`` keeps that gradient's graph, to train on it.
+    """
+    if not getattr(model, "energy", False):
+        out = model(x, sigma)
+        if out.shape != x.shape:
+            raise ValueError(
+                f"a direct score model must return x's shape {list(x.shape)}, got "
+                f"{list(out.shape)} (an energy model returning [B] needs .energy = True)"
+            )
+        return out
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        f = model(x, sigma)
+        if tuple(f.shape) != (x.shape[0],):
+            raise ValueError(
+                f"an energy model must return [B] = [{x.shape[0]}], got {list(f.shape)}"
+            )
+        (grad,) = torch.autograd.grad(f.sum(), x, create_graph=create_graph)
+    return grad
+
+
+def multi_level_dsm_loss(
+    model: ScoreModel,
+    x: torch.Tensor,
+    sigmas: Sigmas,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""Denoising score matching at a random noise level per example (Song & Ermon 2019).
+
+    Each example draws a level :math:`\sigma` uniformly from ``sigmas`` and noise
+    :math:`\varepsilon \sim \mathcal N(0, I)`; with :math:`\tilde x = x + \sigma\varepsilon`
+    and the weighting :math:`\lambda(\sigma) = \sigma^2`,
+
+    .. math::
+
+        \mathcal L = \frac1L \sum_{i=1}^L \frac{\sigma_i^2}{2}\,\mathbb E\,
+        \Big\| s(\tilde x, \sigma_i) + \frac{\tilde x - x}{\sigma_i^2} \Big\|^2
+        = \frac12\,\mathbb E \big\| \sigma\, s(\tilde x, \sigma) + \varepsilon \big\|^2 .
+
+    Its minimiser is the score of the noised data at every level,
+    :math:`s(\cdot, \sigma_i) = \nabla \log p_{\sigma_i}`; the weighting makes every
+    level's loss of order ``dim / 2``, so no level dominates.
+
+    Args:
+        model: a noise-conditional score or energy model (see the module docs).
+        x: clean data ``[B, ...]``.
+        sigmas: the noise levels ``[L]``, all ``> 0``.
+        generator: optional ``torch.Generator`` on ``x``'s device (levels and noise).
+
+    Returns:
+        The scalar loss (mean over the batch, summed over dimensions), differentiable
+        with respect to the model's parameters.
+    """
+    _check_batch(x)
+    levels = _as_sigmas(sigmas, x)
+    index = torch.randint(levels.numel(), (x.shape[0],), generator=generator, device=x.device)
+    sigma = levels[index]
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    score = score_function(model, x + _expand(sigma, x) * noise, sigma, create_graph=True)
+    return 0.5 * (_expand(sigma, x) * score + noise).flatten(1).pow(2).sum(dim=1).mean()
+
+
+def annealed_langevin(
+    model: ScoreModel,
+    x: torch.Tensor,
+    sigmas: Sigmas,
+    steps_per_level: int,
+    step_lr: float,
+    generator: torch.Generator | None = None,
+    denoise: bool = True,
+    return_levels: bool = False,
+) -> torch.Tensor:
+    r"""Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1).
+
+    For each level :math:`\sigma_i`, largest first, take ``steps_per_level`` Langevin steps
+    on :math:`p_{\sigma_i}` with step :math:`\alpha_i = \epsilon\, \sigma_i^2 / \sigma_L^2`
+    (:math:`\epsilon` = ``step_lr``, the step at the last level):
+
+    .. math::
+
+        x \leftarrow x + \frac{\alpha_i}{2}\, s(x, \sigma_i) + \sqrt{\alpha_i}\, z,
+        \qquad z \sim \mathcal N(0, I).
+
+    The step scales with :math:`\sigma_i^2`, the variance the noise adds at that level, so
+    every level moves the same fraction of its width: for a Gaussian of variance
+    :math:`v` a step contracts by :math:`1 - \alpha / 2v`, so ``step_lr`` about
+    :math:`\sigma_L^2` mixes fast and from :math:`4\sigma_L^2` on the chains diverge.
+    With ``denoise``, a last step :math:`x + \sigma_L^2 s(x, \sigma_L)` removes the noise
+    of the last level (Tweedie's posterior mean; Song & Ermon 2020, Jolicoeur-Martineau et
+    al. 2021). Samples are not clamped. Modules run in eval mode (restored afterwards)
+    and no parameter gradients are computed.
+
+    Args:
+        model: a score or energy model, or a plain function ``score(x, sigma)`` returning
+            ``x``'s shape (``sigma`` comes as ``[B]``).
+        x: starting points ``[B, ...]`` (e.g. uniform noise in ``[-1, 1]``); not modified.
+        sigmas: levels ``[L]``, strictly decreasing, ``> 0``; a single level is plain
+            Langevin dynamics on that level.
+        steps_per_level: Langevin steps per level, ``>= 1``.
+        step_lr: :math:`\epsilon`, ``> 0``.
+        generator: optional ``torch.Generator`` on ``x``'s device for the noise.
+        denoise: finish with the denoising step.
+        return_levels: return ``[L, B, ...]``, the samples after each level (the last
+            one denoised when ``denoise``), instead of the final ``[B, ...]``.
+    """
+    _check_batch(x)
+    checks.positive_int("steps_per_level", steps_per_level)
+    checks.number("step_lr", step_lr, 0, open_low=True)
+    levels = _as_sigmas(sigmas, x, decreasing=True)
+    is_module = isinstance(model, nn.Module)
+    with evaluation_mode(model) if is_module else contextlib.nullcontext(), torch.no_grad():
+        trace = annealed_langevin_steps(
+            model, x.detach().clone(), levels, steps_per_level, step_lr, generator, denoise
+        )
+    return torch.stack(trace) if return_levels else trace[-1]
+
+
+def annealed_langevin_steps(
+    model: ScoreModel,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    steps_per_level: int,
+    step_lr: float,
+    generator: torch.Generator | None = None,
+    denoise: bool = True,
+) -> list[torch.Tensor]:
+    """The algorithm of :func:`annealed_langevin`, without its checks: updates ``x`` in
+    place and returns the samples after each level (the last one denoised)."""
+    trace = []
+    for sigma in sigmas:
+        alpha = step_lr * float(sigma / sigmas[-1]) ** 2  # the same relative step per level
+        per_example = sigma.expand(x.shape[0])
+        for _ in range(steps_per_level):
+            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            x += 0.5 * alpha * score_function(model, x, per_example)
+            x += math.sqrt(alpha) * z
+        trace.append(x.clone())
+    if denoise:  # Tweedie: the posterior mean of the clean image given the last level
+        x += sigmas[-1] ** 2 * score_function(model, x, sigmas[-1].expand(x.shape[0]))
+        trace[-1] = x.clone()
+    return trace
+
+
+class OODScore(nn.Module):
+    r"""A noise-conditional model at one fixed level as a plain score ``[B]``, for OOD.
+
+    ``OODScore(model, sigma)(x)`` is ``f(x, sigma)`` for an energy model and
+    :math:`-\tfrac12 \sigma^2 \|s(x, \sigma)\|^2` for a direct one; for :class:`ScoreNet`
+    both are :math:`-\tfrac12\|\hat\varepsilon(x, \sigma)\|^2`, how much noise the model
+    sees in ``x``. Higher means more typical: at a small ``sigma`` a clean digit looks
+    noise-free. ``x`` ``[B, ...]`` -> ``[B]``; plugs into :func:`ebm_course.metrics.ood_table`.
+    """
+
+    def __init__(self, model: nn.Module, sigma: float) -> None:
+        super().__init__()
+        checks.number("sigma", sigma, 0, open_low=True)
+        self.model, self.sigma = model, float(sigma)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sigma = torch.full((x.shape[0],), self.sigma, dtype=x.dtype, device=x.device)
+        if getattr(self.model, "energy", False):
+            return self.model(x, sigma)
+        return -0.5 * self.sigma**2 * self.model(x, sigma).flatten(1).pow(2).sum(dim=1)
+
+
+@torch.no_grad()
+def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """``ema <- decay * ema + (1 - decay) * model`` for parameters; buffers are copied."""
+    for target, source in zip(ema.parameters(), model.parameters(), strict=True):
+        target.lerp_(source, 1.0 - decay)
+    for target, source in zip(ema.buffers(), model.buffers(), strict=True):
+        target.copy_(source)
+
+
+def fit_score_model(
+    model: nn.Module,
+    images: torch.Tensor,
+    sigmas: Sigmas,
+    *,
+    steps: int,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    optimizer: torch.optim.Optimizer | None = None,
+    ema: nn.Module | None = None,
+    ema_decay: float = 0.999,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    callback: Callable[[int, nn.Module], None] | None = None,
+) -> dict[str, list[float]]:
+    """Train ``model`` in place by Adam on :func:`multi_level_dsm_loss`; returns the history.
+
+    Each step draws ``batch_size`` rows of ``images`` uniformly with replacement. Song &
+    Ermon (2020) sample from an exponential moving average (EMA) of the weights, much
+    steadier than the last iterate: pass ``ema`` (from :func:`ema_copy`) to have it updated
+    after every step, ``ema <- ema_decay * ema + (1 - ema_decay) * model``.
+
+    Args:
+        model: a noise-conditional score or energy model (e.g. :class:`ScoreNet`).
+        images: training data ``[N, ...]`` (moved to the model's device).
+        sigmas: the noise levels ``[L]``.
+        steps: Adam steps, ``>= 1``.
+        batch_size: examples per step, ``1 <= batch_size <= N``.
+        lr: Adam's learning rate, ``> 0``.
+        optimizer: used instead of a new ``Adam(lr)`` if given (e.g. to resume one).
+        ema, ema_decay: optional EMA copy of ``model``, updated in place; decay in ``[0, 1)``.
+        generator: optional CPU ``torch.Generator`` for the batches (the noise generator
+            on the model's device is seeded from it).
+        progress: show a ``tqdm`` progress bar.
+        callback: called as ``callback(step, model)`` after every step.
+
+    Returns ``{"step", "loss", "seconds"}``, one entry per step (seconds since the start).
+    """
+    _check_fit(images, sigmas, steps, batch_size, lr, ema_decay)
+    device = next(model.parameters()).device
+    images = images.to(device)
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    noise_generator = torch.Generator(device=device).manual_seed(seed)
+    if optimizer is None:
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history: dict[str, list[float]] = {"step": [], "loss": [], "seconds": []}
+    start = time.perf_counter()
+    model.train()
+    for step in tqdm(range(1, steps + 1), desc="score model", disable=not progress):
+        index = torch.randint(images.shape[0], (batch_size,), generator=generator)
+        loss = _train_step(model, optimizer, images[index.to(device)], sigmas, noise_generator)
+        if ema is not None:
+            _update_ema(ema, model, ema_decay)
+        if callback is not None:
+            callback(step, model)
+        history["step"].append(step)
+        history["loss"].append(loss)
+        history["seconds"].append(time.perf_counter() - start)
+    model.eval()
+    return history
+
+
+def _train_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: torch.Tensor,
+    sigmas: Sigmas,
+    generator: torch.Generator,
+) -> float:
+    """One Adam step on :func:`multi_level_dsm_loss`; returns the loss."""
+    loss = multi_level_dsm_loss(model, batch, sigmas, generator)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def _check_fit(
+    images: torch.Tensor, sigmas: Sigmas, steps: int, batch_size: int, lr: float, decay: float
+) -> None:
+    _check_batch(images, "images")
+    checks.positive_int("steps", steps)
+    checks.positive_int("batch_size", batch_size)
+    checks.number("lr", lr, 0, open_low=True)
+    if batch_size > images.shape[0]:
+        raise ValueError(f"batch_size {batch_size} exceeds the {images.shape[0]} images")
+    checks.number("ema_decay", decay, 0, 1, open_high=True)
+    _as_sigmas(sigmas, images)
+
+
+def ema_copy(model: nn.Module) -> nn.Module:
+    """A frozen deep copy of ``model`` in eval mode, to pass as ``fit_score_model(ema=...)``."""
+    ema = copy.deepcopy(model).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    return ema
