@@ -18,7 +18,19 @@ from .speed import PRECISIONS, SamplerSpeed, autocast_dtype, score_gradient  # n
 from .utils import evaluation_mode, model_device
 
 ValueRange = tuple[float, float] | None
-__all__ = ["ReplayBuffer", "SamplerSpeed", "langevin", "langevin_steps", "uniform_noise"]
+__all__ = [
+    "NonFiniteSamples",
+    "ReplayBuffer",
+    "SamplerSpeed",
+    "langevin",
+    "langevin_steps",
+    "uniform_noise",
+]
+
+
+class NonFiniteSamples(ValueError):
+    """Samples with NaN or Inf values, refused by :meth:`ReplayBuffer.push` (the training
+    loop treats them as divergence and rolls back)."""
 
 
 def uniform_noise(
@@ -266,7 +278,9 @@ class ReplayBuffer:
                 f"got {list(samples.shape)}"
             )
         if not torch.isfinite(samples).all():
-            raise ValueError("samples contains NaN or Inf values: they would poison the buffer")
+            raise NonFiniteSamples(
+                "samples contains NaN or Inf values: they would poison the buffer"
+            )
         samples = samples.detach()[-self.capacity :]  # only the newest can survive
         n = samples.shape[0]
         positions = (torch.arange(n, device=self.device) + self._next) % self.capacity

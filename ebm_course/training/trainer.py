@@ -30,7 +30,7 @@ from torch import nn
 
 from .. import checks
 from ..checkpoint import save_atomic
-from ..sampling import ReplayBuffer
+from ..sampling import NonFiniteSamples, ReplayBuffer
 from ..utils import model_device
 from .config import RANK_SEED_STRIDE, ROLLBACK_SEED_STRIDE, SHUFFLE_SEED_OFFSET, TrainConfig
 from .guard import DivergenceGuard
@@ -131,7 +131,10 @@ class Trainer:
         self.model.train()
         for batch in self.batches():
             started = time.perf_counter()
-            row = self.step(batch)
+            try:
+                row = self.step(batch)
+            except NonFiniteSamples:  # the score broke down inside the sampler
+                return "non-finite Langevin samples (the model's score is NaN or Inf)"
             problem = self.guard.problem(self.guarded(row))
             if problem is not None:
                 return problem
