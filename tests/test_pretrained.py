@@ -53,5 +53,5 @@ def test_card_names_its_known_limitations():
     page = pretrained.model_card_markdown("mnist")
     section = page.split("## Known limitations", 1)[1].split("\n## ", 1)[0]
     assert section.count("\n- ") == len(card["limitations"])
-    # the sample-quality trade-off is named with the shipped model's own number
-    assert f"({card['metrics']['shipped']['frechet_classifier_distance']:.0f})" in section
+    # the sample-quality targets are discussed with the shipped model's own number
+    assert f"{card['metrics']['shipped']['frechet_classifier_distance']:.1f}" in section

@@ -75,6 +75,7 @@ _METRICS = {
     "auroc_fashion_mnist": ("OOD AUROC, MNIST test vs FashionMNIST test", "higher"),
     "auroc_uniform_noise": ("OOD AUROC vs uniform noise", "higher"),
     "auroc_gaussian_noise": ("OOD AUROC vs MNIST + Gaussian noise (sigma 0.3)", "higher"),
+    "noisy_below_clean": ("noisy test digits scoring below their own clean image", "higher"),
     "auroc_flipped": ("OOD AUROC vs MNIST flipped on both axes", "higher"),
     "auroc_tiny": ("OOD AUROC vs MNIST shrunk into a corner", "higher"),
     "frechet_classifier_distance": ("Frechet distance, 1,000 samples vs real", "lower"),
