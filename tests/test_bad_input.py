@@ -293,7 +293,7 @@ SAMPLING_CASES = [
          lambda: langevin(cnn(), X, 1, mask=torch.ones(3, 1, 28, 28, dtype=torch.bool)),
          ValueError, r"mask of shape \[3, 1, 28, 28\] does not broadcast to x"),
     case("langevin-mask-string", lambda: langevin(cnn(), X, 1, mask="all"), TypeError,
-         "mask must be a (boolean )?(torch\.)?tensor"),
+         r"mask must be a (boolean )?(torch\.)?tensor"),
     case("langevin-model-returns-logits", lambda: langevin(cnn(10), X, 1), ValueError,
          r"one score per example, shape \[2\], got \[2, 10\]"),
     case("langevin-model-none", lambda: langevin(None, X, 1), TypeError,
