@@ -21,6 +21,9 @@ never import ``models``):
 - :mod:`ebm_course.toy`      2-D data with known densities, grid partition functions, exact NLL
 - :mod:`ebm_course.objectives` score matching and NCE beside contrastive divergence
 - :mod:`ebm_course.jem`      joint energy models: a classifier's logits as an energy
+- :mod:`ebm_course.score_models` noise-conditional score networks, multi-level denoising score
+  matching, annealed Langevin; :mod:`ebm_course.diffusion` the reverse diffusion;
+  :mod:`ebm_course.score_training` a score-model run (``train-score``) and its evaluation
 - :mod:`ebm_course.metrics`  OOD AUROCs and sample quality; :mod:`ebm_course.pretrained` the
   shipped model and its card
 
@@ -87,6 +90,9 @@ _SUBMODULES = {
     "exercises",
     "explorer",
     "lesson",
+    "score_models",
+    "diffusion",
+    "score_training",
 }
 
 __all__ = ["device", "quick", "__version__", *_EXPORTS]

@@ -1,4 +1,4 @@
-"""Command line: ``python -m ebm_course {train,sample,evaluate} ...``.
+"""Command line: ``python -m ebm_course {train,sample,evaluate,train-score,evaluate-score}``.
 
 Every user error (a bad flag, a missing or corrupt file, a folder in use, a run that cannot
 be resumed, a full disk, training that diverged for good) prints one line naming the problem
@@ -33,7 +33,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _int_at_least(minimum: int) -> typing.Callable[[str], int]:
+def int_at_least(minimum: int) -> typing.Callable[[str], int]:
     """An argparse type: an integer >= ``minimum``."""
 
     def parse(text: str) -> int:
@@ -49,13 +49,13 @@ def _int_at_least(minimum: int) -> typing.Callable[[str], int]:
 
 
 def _hidden_features(text: str) -> int:
-    value = _int_at_least(2)(text)
+    value = int_at_least(2)(text)
     if value % 2:
         raise argparse.ArgumentTypeError(f"must be an even integer >= 2, got {value}")
     return value
 
 
-def _run_folder(text: str) -> Path:
+def run_folder(text: str) -> Path:
     """An argparse type: a folder for a run (not empty, not an existing file)."""
     if not text.strip():
         raise argparse.ArgumentTypeError("must name a folder, got an empty path")
@@ -99,9 +99,17 @@ def _optional_number(kind: type) -> typing.Callable[[str], object]:
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field, e.g. ``--batch-size 64``; defaults come from a file or
     the dataclass, so only flags given on the command line override."""
-    group = parser.add_argument_group("training configuration (default: the tutorial's)")
-    hints = typing.get_type_hints(__import__("ebm_course.training").training.TrainConfig)
-    for field in _config_fields():
+    from .training import TrainConfig
+
+    add_dataclass_flags(parser, TrainConfig, "training configuration (default: the tutorial's)")
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, config: type, title: str) -> None:
+    """One flag per field of the dataclass ``config`` (``--batch-size 64``); a flag not given
+    leaves the attribute unset, so the dataclass's default (or a file's value) holds."""
+    group = parser.add_argument_group(title)
+    hints = typing.get_type_hints(config)
+    for field in dataclasses.fields(config):
         flag = "--" + field.name.replace("_", "-")
         hint = hints[field.name]
         optional = isinstance(hint, types.UnionType) and type(None) in typing.get_args(hint)
@@ -132,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", parents=[common], help="OOD AUROCs and sample quality of checkpoints"
     )
     _add_evaluate(evaluate)
+    from . import cli_score
+
+    cli_score.add_commands(commands, common)
     return parser
 
 
@@ -139,7 +150,7 @@ def _add_train(train: argparse.ArgumentParser) -> None:
     add = train.add_argument
     add(
         "--out",
-        type=_run_folder,
+        type=run_folder,
         default=Path("runs/mnist"),
         help="folder for checkpoints, history.json and logs (default runs/mnist)",
     )
@@ -147,21 +158,21 @@ def _add_train(train: argparse.ArgumentParser) -> None:
     add("--dataset", default="mnist", help="mnist or fashion_mnist")
     add("--data-root", type=Path, help="datasets folder (default PATH_DATASETS)")
     add("--offline", action="store_true", help="never try to download data")
-    add("--train-limit", type=_int_at_least(1), help="use only the first N training images")
+    add("--train-limit", type=int_at_least(1), help="use only the first N training images")
     add("--hidden-features", type=_hidden_features, default=32, help="CNN width (default 32)")
-    add("--threads", type=_int_at_least(1), help="torch CPU threads")
+    add("--threads", type=int_at_least(1), help="torch CPU threads")
     add("--tensorboard", action="store_true", help="log to OUT/tensorboard")
     add("--no-progress", action="store_true", help="no progress bars")
     add("--fresh", action="store_true", help="ignore OUT/last.pt, start over")
     add("--keep-epochs", action="store_true", help="also keep each epoch's weights in OUT/epochs/")
     add(
         "--checkpoint-every",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         help="also save OUT/last.pt every N iterations (default: after every epoch)",
     )
     add(
         "--sample-every",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         help="record samples every N epochs (in OUT/last.pt's history and TensorBoard)",
     )
     add(
@@ -174,9 +185,9 @@ def _add_train(train: argparse.ArgumentParser) -> None:
 
 def _add_sample(sample: argparse.ArgumentParser) -> None:
     sample.add_argument("checkpoint", help="a checkpoint file, or 'pretrained'")
-    sample.add_argument("--n", type=_int_at_least(1), default=64, help="images (default 64)")
-    sample.add_argument("--steps", type=_int_at_least(1), default=256, help="Langevin steps")
-    sample.add_argument("--seed", type=_int_at_least(0), default=0)
+    sample.add_argument("--n", type=int_at_least(1), default=64, help="images (default 64)")
+    sample.add_argument("--steps", type=int_at_least(1), default=256, help="Langevin steps")
+    sample.add_argument("--seed", type=int_at_least(0), default=0)
     sample.add_argument(
         "--out",
         type=_image_file,
@@ -189,9 +200,9 @@ def _add_evaluate(evaluate: argparse.ArgumentParser) -> None:
     add = evaluate.add_argument
     add("checkpoints", nargs="+", help="checkpoint files, or 'pretrained' for the shipped model")
     add("--json", action="store_true", help="print JSON instead of a table")
-    add("--n-samples", type=_int_at_least(2), default=1000, help="generated images")
-    add("--steps", type=_int_at_least(1), default=256, help="Langevin steps per sample")
-    add("--seed", type=_int_at_least(0), default=0)
+    add("--n-samples", type=int_at_least(2), default=1000, help="generated images")
+    add("--steps", type=int_at_least(1), default=256, help="Langevin steps per sample")
+    add("--seed", type=int_at_least(0), default=0)
     add("--data-root", type=Path, help="datasets folder (default PATH_DATASETS)")
 
 
@@ -211,7 +222,7 @@ def _load_model(spec: str, device):
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .metrics import evaluate, format_table
 
-    device = _device(args.device)
+    device = pick_device(args.device)
     models = {spec: _load_model(spec, device) for spec in args.checkpoints}
     results = {}
     for spec, model in models.items():
@@ -253,7 +264,8 @@ def _load_config(args: argparse.Namespace):
         raise CLIError(str(err)) from err
 
 
-def _device(name: str | None):
+def pick_device(name: str | None) -> typing.Any:
+    """The ``torch.device`` named by ``--device`` (default: :func:`ebm_course.device`)."""
     import torch
 
     from . import device
@@ -293,12 +305,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.train_limit is not None and args.train_limit < config.batch_size:
         raise CLIError(f"--train-limit must be >= batch size {config.batch_size}")
-    device = _device(args.device)
+    device = pick_device(args.device)
     torch.manual_seed(config.seed)
     model = CNNEnergy(hidden_features=args.hidden_features)
     if args.init_from is not None:
         _load_initial_weights(model, args.init_from)
-    images, val_images = _training_data(args)
+    images, val_images = training_data(args)
     print(f"ebm_course {__version__} | torch {torch.__version__} | device {device}")
     print(f"data: {args.dataset}, {len(images)} training and {len(val_images)} test images")
     print("config:", json.dumps(config.to_dict()))
@@ -335,7 +347,8 @@ def _load_initial_weights(model, path: Path) -> None:
     print(f"initial weights: {path}")
 
 
-def _training_data(args: argparse.Namespace):
+def training_data(args: argparse.Namespace) -> tuple[typing.Any, typing.Any]:
+    """``(train images, test images)`` of ``args.dataset``, from ``--data-root``."""
     from .data import load_dataset, to_tensors
 
     try:
@@ -358,7 +371,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from .plots import image_grid
     from .sampling import langevin, uniform_noise
 
-    device = _device(args.device)
+    device = pick_device(args.device)
     model = _load_model(str(args.checkpoint), device)
     gen = torch.Generator(device=device).manual_seed(args.seed)
     start = uniform_noise((args.n, 1, 28, 28), device=device, generator=gen)
@@ -377,7 +390,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits with code 2 on bad flags
-    handler = {"train": cmd_train, "sample": cmd_sample, "evaluate": cmd_evaluate}[args.command]
+    handler = {
+        "train": cmd_train,
+        "sample": cmd_sample,
+        "evaluate": cmd_evaluate,
+        "train-score": _score_command("train"),
+        "evaluate-score": _score_command("evaluate"),
+    }[args.command]
     if not args.debug:  # a warning is one line too, not a source listing
         warnings.formatwarning = lambda message, *_, **__: f"{parser.prog}: warning: {message}\n"
     try:
@@ -391,6 +410,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(err).split()) or type(err).__name__
         print(f"{parser.prog} {args.command}: error: {message}", file=sys.stderr)
         return 2
+
+
+def _score_command(name: str) -> typing.Callable[[argparse.Namespace], int]:
+    from . import cli_score
+
+    return getattr(cli_score, f"cmd_{name}")
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -32,7 +32,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,7 @@ __all__ = [
     "flip",
     "format_table",
     "frechet_distance",
+    "judge_samples",
     "noisy_below_clean",
     "ood_table",
     "sample_quality",
@@ -350,10 +352,13 @@ def sample_quality(
         TypeError, ValueError: a bad kind or value of ``n``, ``steps``, ``batch_size``,
             ``classifier`` or ``real_images`` (``[R, 1, 28, 28]`` floats with ``R >= 4``).
     """
-    m = _reference_size(n, steps, batch_size, real_images, classifier)
+    _reference_size(n, steps, batch_size, real_images, classifier)
     samples = _langevin_samples(model, n, steps, batch_size, generator, langevin_kwargs)
-    judged = _judge(classifier, samples, real_images[: 2 * m].cpu(), m, batch_size)
-    return {**judged, "n_samples": n, "n_real": m, "steps": steps}
+    return {
+        **judge_samples(classifier, samples, real_images, batch_size),
+        "n_samples": n,
+        "steps": steps,
+    }
 
 
 def _reference_size(
@@ -394,12 +399,19 @@ def _langevin_samples(
     return torch.cat(chunks)
 
 
-def _judge(
-    classifier: nn.Module, samples: Tensor, real: Tensor, m: int, batch_size: int
+def judge_samples(
+    classifier: nn.Module, samples: Tensor, real_images: Tensor, batch_size: int = 250
 ) -> dict[str, Any]:
-    """The classifier's verdict on ``samples``; ``real`` holds ``2 m`` real images: the first
-    ``m`` are the reference set, the other ``m`` give the real-vs-real floor."""
-    feats_gen, probs_gen = _classify(classifier, samples, batch_size)
+    """The classifier's verdict on ``samples`` ``[n, 1, 28, 28]`` from any generator.
+
+    ``real_images`` ``[R, 1, 28, 28]``: the first ``m = min(n, R // 2)`` are the reference
+    set, the next ``m`` give the real-vs-real floor. Returns the entries of
+    :func:`sample_quality` except ``"n_samples"`` and ``"steps"``, plus ``"n_real"``.
+    """
+    _check_images(samples, "samples")
+    m = _reference_size(len(samples), 1, batch_size, real_images, classifier)
+    real = real_images[: 2 * m].cpu()
+    feats_gen, probs_gen = _classify(classifier, samples.cpu(), batch_size)
     feats_real, probs_real = _classify(classifier, real, batch_size)
     histogram = torch.bincount(probs_gen.argmax(1), minlength=10).tolist()
     return {
@@ -411,6 +423,7 @@ def _judge(
         "class_entropy": class_entropy(histogram),
         "malformed_fraction": _unsure_fraction(probs_gen),
         "malformed_fraction_real": _unsure_fraction(probs_real[:m]),
+        "n_real": m,
     }
 
 
@@ -432,6 +445,7 @@ def evaluate(
     data_root: str | os.PathLike[str] | None = None,
     classifier: nn.Module | None = None,
     batch_size: int = 250,
+    sampler: Callable[[int, torch.Generator], Tensor] | None = None,
 ) -> dict[str, Any]:
     """OOD AUROCs and sample quality of ``model``, with fixed seeds.
 
@@ -439,12 +453,15 @@ def evaluate(
     else ``data/``; no download and no fallback to the shipped sample, which is train data),
     then runs :func:`ood_table` (CPU generator seeded with ``seed``) and
     :func:`sample_quality` (generator on the model's device seeded with ``seed``) with the
-    shipped classifier unless ``classifier`` is given.
+    shipped classifier unless ``classifier`` is given. ``sampler(n, generator)``, if given,
+    makes the ``n`` images instead of Langevin dynamics on ``model`` (any generative model;
+    ``model`` then only needs to score images ``[B]`` for the AUROCs; ``"steps"`` is None).
 
     Returns:
         A flat dict: ``"auroc_<name>"`` for each name in :data:`OOD_SETS`,
         ``"noisy_below_clean"`` (:func:`noisy_below_clean`, sigma 0.3), then the entries of
-        :func:`sample_quality`, then ``"seed"``. Pass ``{name: result, ...}`` to
+        :func:`sample_quality`, ``"sample_seconds"`` (wall-clock of making and judging the
+        images), then ``"seed"``. Pass ``{name: result, ...}`` to
         :func:`format_table` to compare models.
 
     Raises:
@@ -468,8 +485,15 @@ def evaluate(
     noise_gen = torch.Generator().manual_seed(seed)
     results["noisy_below_clean"] = noisy_below_clean(model, mnist_test, generator=noise_gen)
     generator = torch.Generator(device=device).manual_seed(seed)
-    results.update(
-        sample_quality(model, classifier, mnist_test, n_samples, steps, batch_size, generator)
-    )
+    start = time.perf_counter()
+    if sampler is None:
+        judged = sample_quality(
+            model, classifier, mnist_test, n_samples, steps, batch_size, generator
+        )
+    else:
+        samples = sampler(n_samples, generator)
+        judged = judge_samples(classifier, samples, mnist_test, batch_size)
+        judged.update(n_samples=len(samples), steps=None)
+    results.update(judged, sample_seconds=time.perf_counter() - start)
     results["seed"] = seed
     return results

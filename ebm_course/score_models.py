@@ -51,7 +51,8 @@ ScoreModel = nn.Module | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Sigmas = torch.Tensor | Sequence[float]
 
 
-def _check_batch(x: torch.Tensor, name: str = "x") -> None:
+def check_batch(x: torch.Tensor, name: str = "x") -> None:
+    """Raise ValueError unless ``x`` is a non-empty floating-point batch ``[B, ...]``."""
     if not isinstance(x, torch.Tensor) or x.dim() < 2 or x.shape[0] == 0:
         got = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise ValueError(f"{name} must be a non-empty batch [B, ...] (at least 2-D), got {got}")
@@ -59,7 +60,7 @@ def _check_batch(x: torch.Tensor, name: str = "x") -> None:
         raise ValueError(f"{name} must hold floating-point values, got {x.dtype}")
 
 
-def _as_sigmas(sigmas: Sigmas, like: torch.Tensor, decreasing: bool = False) -> torch.Tensor:
+def as_sigmas(sigmas: Sigmas, like: torch.Tensor, decreasing: bool = False) -> torch.Tensor:
     """``sigmas`` as a checked 1-D tensor ``[L]`` on ``like``'s device and dtype."""
     try:
         values = torch.as_tensor(sigmas, dtype=torch.float64).detach().cpu()
@@ -260,8 +261,8 @@ def multi_level_dsm_loss(
         The scalar loss (mean over the batch, summed over dimensions), differentiable
         with respect to the model's parameters.
     """
-    _check_batch(x)
-    levels = _as_sigmas(sigmas, x)
+    check_batch(x)
+    levels = as_sigmas(sigmas, x)
     index = torch.randint(levels.numel(), (x.shape[0],), generator=generator, device=x.device)
     sigma = levels[index]
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -312,10 +313,10 @@ def annealed_langevin(
         return_levels: return ``[L, B, ...]``, the samples after each level (the last
             one denoised when ``denoise``), instead of the final ``[B, ...]``.
     """
-    _check_batch(x)
+    check_batch(x)
     checks.positive_int("steps_per_level", steps_per_level)
     checks.number("step_lr", step_lr, 0, open_low=True)
-    levels = _as_sigmas(sigmas, x, decreasing=True)
+    levels = as_sigmas(sigmas, x, decreasing=True)
     is_module = isinstance(model, nn.Module)
     with evaluation_mode(model) if is_module else contextlib.nullcontext(), torch.no_grad():
         trace = annealed_langevin_steps(
@@ -461,14 +462,14 @@ def _train_step(
 def _check_fit(
     images: torch.Tensor, sigmas: Sigmas, steps: int, batch_size: int, lr: float, decay: float
 ) -> None:
-    _check_batch(images, "images")
+    check_batch(images, "images")
     checks.positive_int("steps", steps)
     checks.positive_int("batch_size", batch_size)
     checks.number("lr", lr, 0, open_low=True)
     if batch_size > images.shape[0]:
         raise ValueError(f"batch_size {batch_size} exceeds the {images.shape[0]} images")
     checks.number("ema_decay", decay, 0, 1, open_high=True)
-    _as_sigmas(sigmas, images)
+    as_sigmas(sigmas, images)
 
 
 def ema_copy(model: nn.Module) -> nn.Module:

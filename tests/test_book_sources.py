@@ -21,7 +21,7 @@ TOC = yaml.safe_load((BOOK / "_toc.yml").read_text())
 CHAPTERS = [chapter["file"] for part in TOC["parts"] for chapter in part["chapters"]]
 LESSONS = [page for page in CHAPTERS if page.startswith("notebooks/")]
 # Modules that are not part of the Python API: the command line is documented by --help.
-NOT_API = {"cli", "__main__"}
+NOT_API = {"cli", "cli_score", "__main__"}
 
 
 def _markdown_sources() -> dict[str, str]:

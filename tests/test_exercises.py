@@ -429,7 +429,51 @@ LESSON_8 = [
     ("jem_class_score", class_score_energy, "returned the energy"),
 ]
 
-WRONG = LESSON_1 + LESSON_2 + LESSON_3 + LESSON_4 + LESSON_5 + LESSON_6 + LESSON_7 + LESSON_8
+
+def per_example(sigma, x):
+    return sigma.view(-1, *[1] * (x.dim() - 1))
+
+
+LESSON_9 = [
+    ("geometric_noise_levels", lambda hi, lo, n: torch.linspace(hi, lo, n), "evenly spaced"),
+    (
+        "geometric_noise_levels",
+        lambda hi, lo, n: torch.logspace(math.log10(lo), math.log10(hi), n),
+        "levels go up",
+    ),
+    (
+        "geometric_noise_levels",
+        lambda hi, lo, n: hi * (lo / hi) ** (torch.arange(n) / n),
+        "above sigma_min",
+    ),
+    ("dsm_target", lambda x, xt, s: (xt - x) / per_example(s, x) ** 2, "*away*"),
+    ("dsm_target", lambda x, xt, s: (x - xt) / per_example(s, x), "divided by sigma"),
+    ("dsm_target", lambda x, xt, s: x - xt, "left out the noise level"),
+    (
+        "reverse_diffusion_step",
+        lambda x, g, s, t, z: x + (s - t) * g + math.sqrt(s - t) * z,
+        "sigma - next_sigma",
+    ),
+    (
+        "reverse_diffusion_step",
+        lambda x, g, s, t, z: x + 0.5 * (s * s - t * t) * g + math.sqrt(s * s - t * t) * z,
+        "Langevin step",
+    ),
+    (
+        "reverse_diffusion_step",
+        lambda x, g, s, t, z: x + (s * s - t * t) * (g + z),
+        "*standard deviation*",
+    ),
+    (
+        "reverse_diffusion_step",
+        lambda x, g, s, t, z: x - (s * s - t * t) * g + math.sqrt(s * s - t * t) * z,
+        "against the score",
+    ),
+]
+
+WRONG = (
+    LESSON_1 + LESSON_2 + LESSON_3 + LESSON_4 + LESSON_5 + LESSON_6 + LESSON_7 + LESSON_8 + LESSON_9
+)
 
 
 # ------------------------------------------------------------------ tests
@@ -437,7 +481,7 @@ WRONG = LESSON_1 + LESSON_2 + LESSON_3 + LESSON_4 + LESSON_5 + LESSON_6 + LESSON
 
 def test_catalog_covers_every_lesson():
     assert len(EXERCISES) >= 18
-    for lesson in range(1, 9):
+    for lesson in range(1, 10):
         assert exercises_for(lesson), f"lesson {lesson} has no exercise"
     for name, exercise in EXERCISES.items():
         assert exercise.name == name and exercise.title and exercise.task and exercise.hints

@@ -101,7 +101,7 @@ def _exercise(name: str, lesson: int, title: str, task: str, *hints: str, checks
 
 _DENSITY, _SAMPLING, _BUFFER = "_checks_density", "_checks_sampling", "_checks_buffer"
 _TRAINING, _ANALYSIS, _APPLICATIONS = "_checks_training", "_checks_analysis", "_checks_applications"
-_OBJECTIVES, _JEM = "_checks_objectives", "_checks_jem"
+_OBJECTIVES, _JEM, _DIFFUSION = "_checks_objectives", "_checks_jem", "_checks_diffusion"
 
 _ALL = (
     # ---------------------------------------------------------------- lesson 1
@@ -381,6 +381,40 @@ _ALL = (
         "Pair image i with label y[i]; an int label applies to every image.",
         "`logits.gather(1, labels[:, None]).squeeze(1)`.",
         checks=_JEM,
+    ),
+    # ---------------------------------------------------------------- lesson 9
+    _exercise(
+        "geometric_noise_levels",
+        9,
+        "The ladder of noise levels",
+        """Given sigma_max > sigma_min > 0 and n >= 2, return the n noise levels from sigma_max
+        down to sigma_min in which each level is the previous one times the same ratio: a
+        float32 tensor [n], largest first.""",
+        "Evenly spaced in log sigma: sigma_i = sigma_max * (sigma_min / sigma_max) ** t_i.",
+        "t runs from 0 to 1 inclusive: `torch.arange(n) / (n - 1)`.",
+        checks=_DIFFUSION,
+    ),
+    _exercise(
+        "dsm_target",
+        9,
+        "The denoising score-matching target",
+        """Given clean data x [B, ...], its noisy copy x~ = x + sigma * eps and the levels
+        sigma [B] (one per example), return the score of the noise kernel N(x, sigma^2 I) at
+        x~: -(x~ - x) / sigma^2, shaped like x.""",
+        "The log-density of N(x, sigma^2 I) at x~ is -|x~ - x|^2 / (2 sigma^2) + const.",
+        "Reshape sigma to [B, 1, ...] (`sigma.view(-1, *[1] * (x.dim() - 1))`) to broadcast.",
+        checks=_DIFFUSION,
+    ),
+    _exercise(
+        "reverse_diffusion_step",
+        9,
+        "One step of the reverse diffusion",
+        """Given samples x at level sigma, the model's score there (shaped like x), the next
+        level next_sigma (a float, 0 for the last step) and standard normal noise z shaped
+        like x, return x + (sigma^2 - next_sigma^2) * score + sqrt(sigma^2 - next_sigma^2) * z.""",
+        "The step size is the variance the step removes: sigma^2 - next_sigma^2.",
+        "The noise is scaled by its square root, the standard deviation.",
+        checks=_DIFFUSION,
     ),
 )
 

@@ -398,3 +398,29 @@ def jem_class_score(logits: Tensor, y: int | Tensor) -> Tensor:
     """
     labels = torch.as_tensor(y, device=logits.device).expand(logits.shape[0])
     return logits.gather(1, labels[:, None]).squeeze(1)
+
+
+# ---------------------------------------------------------------------- lesson 9: diffusion
+
+
+def geometric_noise_levels(sigma_max: float, sigma_min: float, n: int) -> Tensor:
+    """``n`` levels from ``sigma_max`` down to ``sigma_min``, each the previous one times the
+    same ratio: ``sigma_max * (sigma_min / sigma_max) ** (i / (n - 1))``, ``[n]``."""
+    exponent = torch.arange(n, dtype=torch.float64) / (n - 1)
+    return (sigma_max * (sigma_min / sigma_max) ** exponent).float()
+
+
+def dsm_target(clean: Tensor, noisy: Tensor, sigma: Tensor) -> Tensor:
+    """The score of the noise kernel N(clean, sigma^2 I) at ``noisy``, what denoising score
+    matching regresses on: ``-(noisy - clean) / sigma^2``, sigma ``[B]`` per example."""
+    variance = sigma.view(-1, *[1] * (clean.dim() - 1)) ** 2
+    return -(noisy - clean) / variance
+
+
+def reverse_diffusion_step(
+    x: Tensor, score: Tensor, sigma: float, next_sigma: float, z: Tensor
+) -> Tensor:
+    """One step of the reverse diffusion from ``sigma`` to ``next_sigma``:
+    ``x + (sigma^2 - next^2) * score + sqrt(sigma^2 - next^2) * z``."""
+    variance = sigma**2 - next_sigma**2
+    return x + variance * score + variance**0.5 * z

@@ -4,6 +4,9 @@
 output is the score ``f(x) = -E(x)``), read offline from this folder with
 ``weights_only=True``. ``model_card("mnist")`` returns the JSON card: the exact training
 command, config, data, iterations, wall time, device, torch version and metrics.
+``load_score("mnist_score")`` returns the shipped noise-conditional score model (lesson 9)
+and its :class:`~ebm_course.score_training.ScoreConfig`; ``model_card("mnist_score")`` its
+card.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from typing import Any
 import torch
 
 HERE = Path(__file__).resolve().parent
-AVAILABLE = ("mnist",)
+AVAILABLE = ("mnist",)  # energy models: load()
+SCORE_MODELS = ("mnist_score",)  # score models: load_score()
 
 
-def _check(name: str) -> None:
-    if name not in AVAILABLE:
-        raise ValueError(f"unknown pretrained model {name!r}; available: {list(AVAILABLE)}")
+def _check(name: str, kinds: tuple[str, ...] = AVAILABLE) -> None:
+    if name not in kinds:
+        raise ValueError(f"unknown pretrained model {name!r}; available: {list(kinds)}")
 
 
 def weights_path(name: str = "mnist") -> Path:
@@ -47,6 +51,28 @@ def load(name: str = "mnist", map_location: str | torch.device = "cpu") -> torch
     return load_energy(path, map_location=map_location)
 
 
+def load_score(
+    name: str = "mnist_score", map_location: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, Any]:
+    """The shipped score model ``name`` (a :class:`~ebm_course.score_models.ScoreNet` in
+    eval mode, its EMA weights) and its :class:`~ebm_course.score_training.ScoreConfig`.
+
+    Raises:
+        ValueError: unknown name.
+        FileNotFoundError: the weights are missing from this installation.
+    """
+    from ..score_training import load_score_model
+
+    _check(name, SCORE_MODELS)
+    path = HERE / f"{name}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"pretrained weights {path} are missing; reinstall ebm_course or train your own "
+            "with `python -m ebm_course train-score`"
+        )
+    return load_score_model(path, map_location=map_location)
+
+
 def training_samples(name: str = "mnist") -> dict[str, Any]:
     """Samples from noise at several epochs of the shipped model's training run.
 
@@ -63,7 +89,7 @@ def training_samples(name: str = "mnist") -> dict[str, Any]:
 
 def model_card(name: str = "mnist") -> dict[str, Any]:
     """The model card of pretrained model ``name`` (a dict read from its JSON file)."""
-    _check(name)
+    _check(name, AVAILABLE + SCORE_MODELS)
     path = HERE / f"{name}.json"
     if not path.is_file():
         raise FileNotFoundError(f"model card {path} is missing")
@@ -134,6 +160,8 @@ def model_card_markdown(name: str = "mnist") -> str:
     Generated from :func:`model_card`, so the page and the JSON never disagree;
     ``python -m ebm_course.pretrained`` prints it; its shell commands form a code block.
     """
+    if name in SCORE_MODELS:
+        return _score_card_markdown(name)
     card = model_card(name)
     first = card["metrics"].get("shipped", {})
     prose, commands = _split_commands(card.get("command") or "")
@@ -183,6 +211,67 @@ def model_card_markdown(name: str = "mnist") -> str:
         "The architecture and recipe follow Phillip Lippe's UvA Deep Learning tutorial "
         '"Deep Energy-Based Generative Models" (CC BY-SA 4.0); MNIST is by LeCun, Cortes '
         "and Burges (CC BY-SA 3.0).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _score_card_markdown(name: str) -> str:
+    """:func:`model_card_markdown` for a score model (``name`` in :data:`SCORE_MODELS`)."""
+    card = model_card(name)
+    ours = card["metrics"]["score model"]
+    _, commands = _split_commands(card["command"])
+    lines = [
+        f"# Model card: the pretrained `{name}` score model",
+        "",
+        f"This page is generated from `ebm_course/pretrained/{name}.json` by "
+        "`ebm_course.pretrained.model_card_markdown`; the numbers come from one evaluation "
+        "run with fixed seeds. Lesson 9 shows how the model works and what it costs.",
+        "",
+        "```python",
+        "from ebm_course import pretrained",
+        "",
+        f'model, config = pretrained.load_score("{name}")  # ScoreNet (EMA weights), eval mode',
+        "```",
+        "",
+        f"- **Model**: `{card['model']}` with `channels={card['config']['channels']}` "
+        f"({card['parameters']:,} parameters).",
+        f"- **Output**: {card['output']}.",
+        f"- **Data**: {card['data']}",
+        f"- **Training**: {card['steps']:,} Adam steps, {card['train_seconds'] / 60:.0f} min "
+        f"on {card['device']} ({card['cpu']}), torch {card['torch']}.",
+        f"- **Sampling**: {card['sampling']}",
+        f"- **OOD detector**: {card['ood']}",
+        "",
+        "The training command:",
+        "",
+        "```bash",
+        *commands,
+        "```",
+        "",
+        "## Evaluation",
+        "",
+        f"Measured by `ebm_course.score_training.evaluate_score_model` beside the shipped "
+        f"energy model's `ebm_course.metrics.evaluate` ({ours['n_samples']:,} samples, "
+        f"seed {ours['seed']}; AUROCs on the 10,000 MNIST test images).",
+        "",
+        *_metrics_rows(card["metrics"]),
+        f"| seconds to sample {ours['n_samples']:,} images on this CPU | lower | "
+        + " | ".join(f"{m.get('sample_seconds', 0):.0f}" for m in card["metrics"].values())
+        + " |",
+        "",
+        *_limitations(card.get("limitations", [])),
+        "## Training configuration",
+        "",
+        "| field | value |",
+        "|---|---|",
+        *(f"| `{key}` | {value} |" for key, value in card["config"].items()),
+        "",
+        "## Attribution",
+        "",
+        "Noise-conditional score networks and annealed Langevin dynamics: Song & Ermon (2019, "
+        "2020); the reverse-diffusion sampler: Song et al. (2021), Ho et al. (2020). MNIST is by "
+        "LeCun, Cortes and Burges (CC BY-SA 3.0).",
         "",
     ]
     return "\n".join(lines)

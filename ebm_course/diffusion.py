@@ -1,0 +1,104 @@
+r"""Sampling a noise-conditional score model as a diffusion (Song et al. 2021).
+
+Blurring data with Gaussian noise of growing :math:`\sigma` is a *variance-exploding*
+diffusion: :math:`x_\sigma = x + \sigma\varepsilon`. Song et al. (2021) show that it runs
+backwards, from :math:`\mathcal N(0, \sigma_\max^2 I)` to the data, if the drift is the
+score :math:`\nabla_x \log p_\sigma`, the very function a noise-conditional score model
+(:mod:`ebm_course.score_models`) learns. Two ways to take the reverse steps on a ladder
+:math:`\sigma_1 > \dots > \sigma_L` (then :math:`\sigma_{L+1} = 0`):
+
+- :func:`reverse_diffusion` (stochastic, the *reverse-diffusion predictor*; for this
+  diffusion the same as DDPM's ancestral step, Ho et al. 2020):
+  :math:`x \leftarrow x + (\sigma_i^2 - \sigma_{i+1}^2)\, s(x, \sigma_i) + \sqrt{\sigma_i^2
+  - \sigma_{i+1}^2}\, z`, no noise in the last step;
+- ``ode=True`` (deterministic, the *probability-flow ODE* by Euler steps, as DDIM):
+  :math:`x \leftarrow D + \tfrac{\sigma_{i+1}}{\sigma_i}(x - D)` with the denoiser
+  :math:`D = x + \sigma_i^2 s(x, \sigma_i)` (Tweedie's posterior mean).
+
+Each level costs one score evaluation, where :func:`~ebm_course.score_models.annealed_langevin`
+spends several Langevin steps: the step sizes come from the noise ladder itself, so there
+is no step size to tune. Sign convention as in :mod:`ebm_course.score_models`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import nn
+
+from . import checks
+from .score_models import ScoreModel, Sigmas, as_sigmas, check_batch, score_function
+from .utils import evaluation_mode
+
+__all__ = ["prior_noise", "reverse_diffusion", "reverse_diffusion_steps"]
+
+
+def prior_noise(
+    shape: tuple[int, ...],
+    sigma_max: float,
+    generator: torch.Generator | None = None,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
+    r"""Starting points of the reverse diffusion: :math:`\sigma_\max\, z`,
+    :math:`z \sim \mathcal N(0, I)`, float32 of ``shape``, on ``device``.
+
+    At :math:`\sigma_\max` the blurred data is close to this Gaussian when
+    :math:`\sigma_\max` is about the largest distance between two training images.
+    """
+    checks.number("sigma_max", sigma_max, 0, open_low=True)
+    return sigma_max * torch.randn(shape, generator=generator, device=device)
+
+
+def reverse_diffusion(
+    model: ScoreModel,
+    x: torch.Tensor,
+    sigmas: Sigmas,
+    generator: torch.Generator | None = None,
+    ode: bool = False,
+) -> torch.Tensor:
+    r"""Run the diffusion backwards down ``sigmas``: one step per level (module docs).
+
+    Args:
+        model: a score or energy model, or a function ``score(x, sigma)``
+            (see :mod:`ebm_course.score_models`).
+        x: starting points ``[B, ...]``, usually :func:`prior_noise` at ``sigmas[0]``;
+            not modified.
+        sigmas: levels ``[L]``, strictly decreasing, ``> 0``.
+        generator: optional ``torch.Generator`` on ``x``'s device for the noise.
+        ode: take the deterministic probability-flow steps instead.
+
+    Returns:
+        Samples ``[B, ...]`` (the last step lands on the denoiser's output; not clamped).
+        Modules run in eval mode (restored afterwards), without parameter gradients.
+    """
+    check_batch(x)
+    levels = as_sigmas(sigmas, x, decreasing=True)
+    checks.boolean("ode", ode)
+    is_module = isinstance(model, nn.Module)
+    with evaluation_mode(model) if is_module else contextlib.nullcontext(), torch.no_grad():
+        return reverse_diffusion_steps(model, x.detach().clone(), levels, generator, ode)
+
+
+def reverse_diffusion_steps(
+    model: ScoreModel,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    generator: torch.Generator | None = None,
+    ode: bool = False,
+) -> torch.Tensor:
+    """The algorithm of :func:`reverse_diffusion`, without its checks (updates ``x``)."""
+    next_sigmas = torch.cat([sigmas[1:], sigmas.new_zeros(1)])
+    for sigma, next_sigma in zip(sigmas, next_sigmas, strict=True):
+        score = score_function(model, x, sigma.expand(x.shape[0]))
+        if ode:  # Euler step of the probability-flow ODE, written with the denoiser
+            denoised = x + sigma**2 * score
+            x = denoised + (next_sigma / sigma) * (x - denoised)
+        else:  # sample p(x at the next level | x at this level)
+            variance = sigma**2 - next_sigma**2
+            x = x + variance * score
+            if next_sigma > 0:
+                x = x + variance.sqrt() * torch.randn(
+                    x.shape, generator=generator, device=x.device, dtype=x.dtype
+                )
+    return x

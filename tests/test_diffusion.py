@@ -1,0 +1,111 @@
+"""Reverse diffusion on analytic scores: a Gaussian and a two-mode mixture, whose noised
+scores are known exactly, so the samplers' output can be checked against the truth."""
+
+import math
+
+import pytest
+import torch
+
+from ebm_course.diffusion import prior_noise, reverse_diffusion
+from ebm_course.score_models import noise_levels
+
+torch.set_num_threads(1)
+
+MU, STD = 0.7, 0.5  # data N(MU, STD^2)
+WEIGHTS, MEANS, MIX_STD = torch.tensor([0.3, 0.7]), torch.tensor([-3.0, 3.0]), 0.4
+
+
+def gaussian_score(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Score of N(MU, STD^2) noised by sigma: ``[B, 1]``, ``[B]`` -> ``[B, 1]``."""
+    return -(x - MU) / (STD**2 + sigma[:, None] ** 2)
+
+
+def mixture_score(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Score of 0.3 N(-3, 0.16) + 0.7 N(3, 0.16) noised by sigma: ``[B, 1]``."""
+    variance = MIX_STD**2 + sigma[:, None] ** 2
+    resp = (WEIGHTS.log() - 0.5 * (x - MEANS) ** 2 / variance).softmax(dim=1)
+    return (resp * (MEANS - x) / variance).sum(dim=1, keepdim=True)
+
+
+def mixture_data(n: int, generator: torch.Generator) -> torch.Tensor:
+    left = torch.rand(n, 1, generator=generator) < WEIGHTS[0]
+    means = torch.where(left, MEANS[0], MEANS[1])
+    return means + MIX_STD * torch.randn(n, 1, generator=generator)
+
+
+@pytest.mark.parametrize("ode", [False, True])
+def test_reverse_diffusion_of_a_gaussian_gives_its_mean_and_variance(ode):
+    """With the exact score, 200 levels take the noised data N(MU, STD^2 + 20^2) back to
+    N(MU, STD^2) (20,000 chains: 0.02 on the mean, 4 % on the standard deviation); the
+    prior N(0, 20^2) is close enough for the stochastic sampler, which forgets its start."""
+    sigmas = noise_levels(20.0, 0.01, 200)
+    g = torch.Generator().manual_seed(0)
+    start = MU + math.sqrt(STD**2 + 20.0**2) * torch.randn(20000, 1, generator=g)
+    if not ode:
+        start = prior_noise((20000, 1), 20.0, g)
+    x = reverse_diffusion(gaussian_score, start, sigmas, g, ode=ode)
+    assert x.mean().item() == pytest.approx(MU, abs=0.02)
+    assert x.std().item() == pytest.approx(STD, rel=0.04)
+
+
+@pytest.mark.parametrize("ode", [False, True])
+def test_reverse_diffusion_recovers_mixture_weights(ode):
+    """From the noised mixture at sigma 20, both samplers put 30 % of the chains in the left
+    mode and give each mode its width: the flow carries the noised law to the data law."""
+    sigmas = noise_levels(20.0, 0.01, 200)
+    g = torch.Generator().manual_seed(1)
+    start = mixture_data(8000, g) + 20.0 * torch.randn(8000, 1, generator=g)
+    x = reverse_diffusion(mixture_score, start, sigmas, g, ode=ode)
+    assert (x < 0).float().mean().item() == pytest.approx(0.3, abs=0.02)
+    right = x[x > 0]
+    assert right.mean().item() == pytest.approx(3.0, abs=0.03)
+    assert right.std().item() == pytest.approx(MIX_STD, rel=0.06)
+
+
+def test_too_few_levels_leave_the_stochastic_sampler_too_wide():
+    """A check that the tests above can fail: with 3 levels the ancestral steps are large
+    and leave extra variance, sum of (sigma_i^2 - sigma_j^2)^2 / (STD^2 + sigma_i^2)."""
+    sigmas = noise_levels(20.0, 0.01, 3)
+    g = torch.Generator().manual_seed(0)
+    x = reverse_diffusion(gaussian_score, prior_noise((20000, 1), 20.0, g), sigmas, g)
+    assert x.std().item() > 1.5 * STD
+
+
+def test_prior_noise_has_the_asked_scale_and_is_reproducible():
+    a = prior_noise((50000,), 3.0, torch.Generator().manual_seed(0))
+    b = prior_noise((50000,), 3.0, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+    assert a.std().item() == pytest.approx(3.0, rel=0.02)
+    assert math.isclose(a.mean().item(), 0.0, abs_tol=0.05)
+
+
+def test_reverse_diffusion_leaves_its_input_alone_and_restores_train_mode():
+    net = torch.nn.Linear(1, 1)
+    net.train()
+
+    def score(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        return -x / (1 + sigma[:, None] ** 2)
+
+    x0 = torch.randn(10, 1)
+    copy = x0.clone()
+    reverse_diffusion(score, x0, [2.0, 1.0])
+    assert torch.equal(x0, copy)
+
+
+@pytest.mark.parametrize(
+    ("sigmas", "kwargs", "match"),
+    [
+        ([1.0, 2.0], {}, "decrease"),
+        ([1.0, -1.0], {}, "> 0"),
+        ([], {}, "non-empty"),
+        ([2.0, 1.0], {"ode": "yes"}, "ode"),
+    ],
+)
+def test_reverse_diffusion_rejects_bad_arguments(sigmas, kwargs, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        reverse_diffusion(gaussian_score, torch.zeros(4, 1), sigmas, **kwargs)
+
+
+def test_prior_noise_rejects_a_bad_scale():
+    with pytest.raises(ValueError, match="sigma_max"):
+        prior_noise((2, 2), 0.0)
