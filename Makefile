@@ -81,6 +81,7 @@ $(WIDGETS):
 
 book: $(VENV)/.installed-book book/_mathjax/es5/tex-mml-chtml.js $(WIDGETS)
 	$(PY) -m ebm_course.pretrained mnist > book/model_card.md
+	$(PY) -m ebm_course.pretrained mnist_score > book/score_model_card.md
 	$(VENV)/bin/jupyter-book build book/ --all --warningiserror --keep-going
 
 clean:

@@ -15,6 +15,10 @@ score :math:`\nabla_x \log p_\sigma`, the very function a noise-conditional scor
   :math:`x \leftarrow D + \tfrac{\sigma_{i+1}}{\sigma_i}(x - D)` with the denoiser
   :math:`D = x + \sigma_i^2 s(x, \sigma_i)` (Tweedie's posterior mean).
 
+With ``snr > 0`` each stochastic step is followed by a Langevin *corrector* step at the new
+level (:func:`corrector_step`): the *predictor-corrector* sampler of Song et al. (2021), which
+fixes part of the error of the coarse steps at the price of a second network call per level.
+
 Each level costs one score evaluation, where :func:`~ebm_course.score_models.annealed_langevin`
 spends several Langevin steps: the step sizes come from the noise ladder itself, so there
 is no step size to tune. Sign convention as in :mod:`ebm_course.score_models`.
@@ -31,7 +35,7 @@ from . import checks
 from .score_models import ScoreModel, Sigmas, as_sigmas, check_batch, score_function
 from .utils import evaluation_mode
 
-__all__ = ["prior_noise", "reverse_diffusion", "reverse_diffusion_steps"]
+__all__ = ["corrector_step", "prior_noise", "reverse_diffusion", "reverse_diffusion_steps"]
 
 
 def prior_noise(
@@ -56,6 +60,7 @@ def reverse_diffusion(
     sigmas: Sigmas,
     generator: torch.Generator | None = None,
     ode: bool = False,
+    snr: float = 0.0,
 ) -> torch.Tensor:
     r"""Run the diffusion backwards down ``sigmas``: one step per level (module docs).
 
@@ -67,6 +72,9 @@ def reverse_diffusion(
         sigmas: levels ``[L]``, strictly decreasing, ``> 0``.
         generator: optional ``torch.Generator`` on ``x``'s device for the noise.
         ode: take the deterministic probability-flow steps instead.
+        snr: with ``snr > 0`` (and not ``ode``), follow every stochastic step by one
+            :func:`corrector_step` at the new level: the *predictor-corrector* sampler of
+            Song et al. (2021), two network calls per level (they use ``snr = 0.16``).
 
     Returns:
         Samples ``[B, ...]`` (the last step lands on the denoiser's output; not clamped).
@@ -75,9 +83,10 @@ def reverse_diffusion(
     check_batch(x)
     levels = as_sigmas(sigmas, x, decreasing=True)
     checks.boolean("ode", ode)
+    checks.number("snr", snr, 0)
     is_module = isinstance(model, nn.Module)
     with evaluation_mode(model) if is_module else contextlib.nullcontext(), torch.no_grad():
-        return reverse_diffusion_steps(model, x.detach().clone(), levels, generator, ode)
+        return reverse_diffusion_steps(model, x.detach().clone(), levels, generator, ode, snr)
 
 
 def reverse_diffusion_steps(
@@ -86,6 +95,7 @@ def reverse_diffusion_steps(
     sigmas: torch.Tensor,
     generator: torch.Generator | None = None,
     ode: bool = False,
+    snr: float = 0.0,
 ) -> torch.Tensor:
     """The algorithm of :func:`reverse_diffusion`, without its checks (updates ``x``)."""
     next_sigmas = torch.cat([sigmas[1:], sigmas.new_zeros(1)])
@@ -98,7 +108,30 @@ def reverse_diffusion_steps(
             variance = sigma**2 - next_sigma**2
             x = x + variance * score
             if next_sigma > 0:
-                x = x + variance.sqrt() * torch.randn(
-                    x.shape, generator=generator, device=x.device, dtype=x.dtype
-                )
+                x = x + variance.sqrt() * _noise(x, generator)
+                if snr > 0:  # the corrector: a Langevin step at the level just reached
+                    x = corrector_step(model, x, next_sigma, snr, generator)
     return x
+
+
+def corrector_step(
+    model: ScoreModel,
+    x: torch.Tensor,
+    sigma: torch.Tensor,
+    snr: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""One Langevin step on :math:`p_\sigma` (Song et al. 2021, Algorithm 5): ``x`` ``[B, ...]``
+    -> ``[B, ...]``. The step :math:`\epsilon = 2 (r\, \overline{\|z\|} /
+    \overline{\|s\|})^2` (norms averaged over the batch, as in the paper's code) makes the
+    drift :math:`\epsilon s` ``snr`` (:math:`r`) times as long as the noise
+    :math:`\sqrt{2\epsilon} z` on average, whatever the scale of the score at this level."""
+    score = score_function(model, x, sigma.expand(x.shape[0]))
+    z = _noise(x, generator)
+    ratio = z.flatten(1).norm(dim=1).mean() / score.flatten(1).norm(dim=1).mean()
+    step = 2 * (snr * ratio) ** 2
+    return x + step * score + (2 * step).sqrt() * z
+
+
+def _noise(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)

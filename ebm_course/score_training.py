@@ -35,7 +35,9 @@ __all__ = [
     "SAMPLERS",
 ]
 
-SAMPLERS = ("reverse_diffusion", "probability_flow", "annealed_langevin")
+SAMPLERS = ("predictor_corrector", "reverse_diffusion", "probability_flow", "annealed_langevin")
+#: Fields that only say how to sample: a run may resume with other values.
+SAMPLING_FIELDS = ("sampler", "snr", "steps_per_level", "step_lr")
 FORMAT = "ebm_course.score_run.v1"  # the tag a run's last.pt carries
 MODEL_FORMAT = "ebm_course.score_model.v1"  # ... and its score_model.pt
 
@@ -69,6 +71,7 @@ _FIELD_CHECKS = {
     "ema_decay": _real(0.0, 1.0, open_low=False, open_high=True),
     "seed": functools.partial(checks.positive_int, minimum=0, maximum=2**63 - 1),
     "sampler": lambda name, value: checks.one_of(name, value, SAMPLERS),
+    "snr": _real(0.0, 100.0),
     "steps_per_level": _count(10**5),
     "step_lr": _real(0.0, 1e4),
 }
@@ -82,7 +85,8 @@ class ScoreConfig:
     Noise: ``levels`` geometric levels from ``sigma_max`` down to ``sigma_min``
     (pixels in ``[-1, 1]``). Training: ``steps`` Adam steps of ``batch_size`` images at
     ``lr`` (``cosine_decay``: down to 0 along a half cosine), EMA ``ema_decay``, ``seed``.
-    Sampling: ``sampler`` (one of :data:`SAMPLERS`); ``steps_per_level`` and ``step_lr``
+    Sampling: ``sampler`` (one of :data:`SAMPLERS`); ``snr`` is the predictor-corrector's
+    (:func:`~ebm_course.diffusion.corrector_step`); ``steps_per_level`` and ``step_lr``
     are used by annealed Langevin only. Every bad field is named in one ``ValueError``.
     """
 
@@ -97,7 +101,8 @@ class ScoreConfig:
     cosine_decay: bool = True
     ema_decay: float = 0.999
     seed: int = 0
-    sampler: str = "reverse_diffusion"
+    sampler: str = "predictor_corrector"
+    snr: float = 0.5
     steps_per_level: int = 3
     step_lr: float = 2e-5
 
@@ -163,7 +168,12 @@ def _resume(path: Path, config: ScoreConfig, data: dict, device: torch.device) -
     saved = load_checkpoint(path, required=("format", "config", "model", "ema", "optimizer"))
     if saved["format"] != FORMAT:
         raise ValueError(f"{path} is not a score-model run (format {saved['format']!r})")
-    changed = [k for k, v in config.to_dict().items() if saved["config"].get(k) != v]
+    before = {**ScoreConfig().to_dict(), **saved["config"]}  # a field it lacks: the default
+    changed = [
+        key
+        for key, value in config.to_dict().items()
+        if before[key] != value and key not in SAMPLING_FIELDS
+    ]
     changed += data_changes(saved["data"], data)
     if changed:
         raise ValueError(
@@ -301,9 +311,9 @@ def sample_score_model(
             )
         else:
             x = prior_noise(shape, config.sigma_max, generator, device)
-            x = reverse_diffusion(
-                model, x, sigmas, generator, ode=config.sampler == "probability_flow"
-            )
+            snr = config.snr if config.sampler == "predictor_corrector" else 0.0
+            ode = config.sampler == "probability_flow"
+            x = reverse_diffusion(model, x, sigmas, generator, ode=ode, snr=snr)
         chunks.append(x.clamp(-1.0, 1.0).cpu())
     return torch.cat(chunks)
 

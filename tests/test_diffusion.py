@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from ebm_course.diffusion import prior_noise, reverse_diffusion
+from ebm_course.diffusion import corrector_step, prior_noise, reverse_diffusion
 from ebm_course.score_models import noise_levels
 
 torch.set_num_threads(1)
@@ -33,8 +33,8 @@ def mixture_data(n: int, generator: torch.Generator) -> torch.Tensor:
     return means + MIX_STD * torch.randn(n, 1, generator=generator)
 
 
-@pytest.mark.parametrize("ode", [False, True])
-def test_reverse_diffusion_of_a_gaussian_gives_its_mean_and_variance(ode):
+@pytest.mark.parametrize(("ode", "snr"), [(False, 0.0), (True, 0.0), (False, 0.16)])
+def test_reverse_diffusion_of_a_gaussian_gives_its_mean_and_variance(ode, snr):
     """With the exact score, 200 levels take the noised data N(MU, STD^2 + 20^2) back to
     N(MU, STD^2) (20,000 chains: 0.02 on the mean, 4 % on the standard deviation); the
     prior N(0, 20^2) is close enough for the stochastic sampler, which forgets its start."""
@@ -43,19 +43,19 @@ def test_reverse_diffusion_of_a_gaussian_gives_its_mean_and_variance(ode):
     start = MU + math.sqrt(STD**2 + 20.0**2) * torch.randn(20000, 1, generator=g)
     if not ode:
         start = prior_noise((20000, 1), 20.0, g)
-    x = reverse_diffusion(gaussian_score, start, sigmas, g, ode=ode)
+    x = reverse_diffusion(gaussian_score, start, sigmas, g, ode=ode, snr=snr)
     assert x.mean().item() == pytest.approx(MU, abs=0.02)
     assert x.std().item() == pytest.approx(STD, rel=0.04)
 
 
-@pytest.mark.parametrize("ode", [False, True])
-def test_reverse_diffusion_recovers_mixture_weights(ode):
+@pytest.mark.parametrize(("ode", "snr"), [(False, 0.0), (True, 0.0), (False, 0.16)])
+def test_reverse_diffusion_recovers_mixture_weights(ode, snr):
     """From the noised mixture at sigma 20, both samplers put 30 % of the chains in the left
     mode and give each mode its width: the flow carries the noised law to the data law."""
     sigmas = noise_levels(20.0, 0.01, 200)
     g = torch.Generator().manual_seed(1)
     start = mixture_data(8000, g) + 20.0 * torch.randn(8000, 1, generator=g)
-    x = reverse_diffusion(mixture_score, start, sigmas, g, ode=ode)
+    x = reverse_diffusion(mixture_score, start, sigmas, g, ode=ode, snr=snr)
     assert (x < 0).float().mean().item() == pytest.approx(0.3, abs=0.02)
     right = x[x > 0]
     assert right.mean().item() == pytest.approx(3.0, abs=0.03)
@@ -69,6 +69,22 @@ def test_too_few_levels_leave_the_stochastic_sampler_too_wide():
     g = torch.Generator().manual_seed(0)
     x = reverse_diffusion(gaussian_score, prior_noise((20000, 1), 20.0, g), sigmas, g)
     assert x.std().item() > 1.5 * STD
+
+
+def test_corrector_steps_keep_the_right_law_and_pull_a_wrong_one_towards_it():
+    """Langevin steps on the exact score leave N(MU, STD^2 + s^2) in place (up to the small
+    bias of the step) and move chains started too wide towards it."""
+    sigma = torch.tensor(0.3)
+    g = torch.Generator().manual_seed(2)
+    width = math.sqrt(STD**2 + 0.3**2)
+    x = MU + width * torch.randn(20000, 1, generator=g)
+    wide = MU + 3 * width * torch.randn(20000, 1, generator=g)
+    for _ in range(50):
+        x = corrector_step(gaussian_score, x, sigma, 0.16, g)
+        wide = corrector_step(gaussian_score, wide, sigma, 0.16, g)
+    assert x.mean().item() == pytest.approx(MU, abs=0.02)
+    assert x.std().item() == pytest.approx(width, rel=0.05)
+    assert wide.std().item() < 0.8 * 3 * width  # each step contracts it a little
 
 
 def test_prior_noise_has_the_asked_scale_and_is_reproducible():
@@ -99,6 +115,7 @@ def test_reverse_diffusion_leaves_its_input_alone_and_restores_train_mode():
         ([1.0, -1.0], {}, "> 0"),
         ([], {}, "non-empty"),
         ([2.0, 1.0], {"ode": "yes"}, "ode"),
+        ([2.0, 1.0], {"snr": -0.1}, "snr"),
     ],
 )
 def test_reverse_diffusion_rejects_bad_arguments(sigmas, kwargs, match):

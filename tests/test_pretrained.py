@@ -43,6 +43,8 @@ def test_book_page_is_the_rendered_card():
 def test_unknown_name_is_refused():
     with pytest.raises(ValueError, match="unknown pretrained model 'cifar'"):
         pretrained.load("cifar")
+    with pytest.raises(ValueError, match="unknown pretrained model 'cifar'"):
+        pretrained.load_score("cifar")
     with pytest.raises(ValueError, match="available"):
         pretrained.model_card("cifar")
 
@@ -55,3 +57,30 @@ def test_card_names_its_known_limitations():
     assert section.count("\n- ") == len(card["limitations"])
     # the sample-quality targets are discussed with the shipped model's own number
     assert f"{card['metrics']['shipped']['frechet_classifier_distance']:.1f}" in section
+
+
+def test_the_shipped_score_model_loads_and_samples_digits_like_images():
+    from ebm_course.score_models import ScoreNet
+    from ebm_course.score_training import sample_score_model
+
+    model, config = pretrained.load_score("mnist_score")
+    assert isinstance(model, ScoreNet) and not model.training
+    assert isinstance(pretrained.load("mnist_score"), ScoreNet)
+    quick = type(config).from_dict({**config.to_dict(), "levels": 20})
+    samples = sample_score_model(model, quick, 4, torch.Generator().manual_seed(0))
+    assert samples.shape == (4, 1, 28, 28)
+    # MNIST digits are mostly background: most pixels of a sample end near -1
+    assert (samples < -0.9).float().mean() > 0.5
+
+
+def test_score_card_has_what_reproduces_the_model_and_its_book_page():
+    card = pretrained.model_card("mnist_score")
+    for key in ("command", "config", "data", "steps", "train_seconds", "device", "torch"):
+        assert card[key], key
+    assert "train-score" in card["command"]
+    assert set(card["metrics"]) == {"score model", "shipped EBM"}
+    assert card["metrics"]["score model"]["n_samples"] == 1000
+    page = (REPO / "book" / "score_model_card.md").read_text()
+    assert page == pretrained.model_card_markdown("mnist_score")
+    with pytest.raises(ValueError, match="available"):
+        pretrained.load_score("mnist")

@@ -1,8 +1,10 @@
 """Package a finished ``train-score`` run as the shipped score model, with its model card.
 
-    python tools/ship_score_model.py RUN_DIR --command TEXT [--limitation TEXT ...]
+    python tools/ship_score_model.py RUN_DIR --command TEXT [--sampler NAME --snr R]
+        [--sampler-choice TEXT] [--limitation TEXT ...]
 
-Reads RUN_DIR/score_model.pt, picks the noise level of the OOD detector on training data
+Reads RUN_DIR/score_model.pt, sets the sampler (chosen beforehand on training data), picks
+the noise level of the OOD detector on training data
 only (MNIST train against FashionMNIST train, 2,000 images each), then evaluates the score
 model and the shipped energy model side by side in one run (the same seeds, data and
 classifier) and writes ``ebm_course/pretrained/mnist_score.pt`` and ``mnist_score.json``.
@@ -11,14 +13,15 @@ classifier) and writes ``ebm_course/pretrained/mnist_score.pt`` and ``mnist_scor
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
-import shutil
 from pathlib import Path
 
 import torch
 
 from ebm_course import pretrained
+from ebm_course.checkpoint import load_checkpoint, save_atomic
 from ebm_course.data import load_fashion_mnist, load_mnist, to_tensors
 from ebm_course.metrics import auroc, evaluate, format_table, scores
 from ebm_course.score_models import OODScore
@@ -46,6 +49,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--command", required=True, help="the exact training command")
+    parser.add_argument("--sampler", default=None, help="the sampler to ship (default: the run's)")
+    parser.add_argument("--snr", type=float, default=None, help="the corrector's snr")
+    parser.add_argument("--sampler-choice", default="", help="how the sampler was chosen")
     parser.add_argument("--limitation", action="append", default=[])
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -53,7 +59,10 @@ def main() -> None:
 
     source = args.run / "score_model.pt"
     model, config = load_score_model(source)
-    history = torch.load(source, weights_only=True)["history"]
+    sampling = {"sampler": args.sampler or config.sampler, "snr": args.snr or config.snr}
+    config = dataclasses.replace(config, **sampling)
+    shipped = load_checkpoint(source, required=("history",))
+    history = shipped["history"]
     sigma, by_sigma = pick_ood_sigma(model)
     print("OOD sigma on training data:", json.dumps(by_sigma), "->", sigma, flush=True)
     metrics = {
@@ -61,7 +70,7 @@ def main() -> None:
         "shipped EBM": evaluate(pretrained.load("mnist")),
     }
     print(format_table(metrics), flush=True)
-    shutil.copyfile(source, OUT / "mnist_score.pt")
+    save_atomic({**shipped, "config": config.to_dict()}, OUT / "mnist_score.pt")
     card = {
         "model": "ebm_course.score_models.ScoreNet",
         "parameters": sum(p.numel() for p in model.parameters()),
@@ -75,12 +84,14 @@ def main() -> None:
         "device": "cpu",
         "cpu": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
         "torch": torch.__version__,
-        "sampling": f"{config.sampler.replace('_', ' ')} down the {config.levels} training "
-        f"levels from N(0, {config.sigma_max:g}^2 I), one network call per level; samples "
-        "clamped to [-1, 1]",
+        "sampling": f"{config.sampler.replace('_', ' ')} (snr {config.snr:g}) down the "
+        f"{config.levels} training levels from N(0, {config.sigma_max:g}^2 I); samples "
+        f"clamped to [-1, 1]. {args.sampler_choice}".strip(),
         "ood": f"OODScore at sigma {sigma:g}, -1/2 ||predicted noise||^2, chosen among "
         f"{list(CANDIDATE_SIGMAS)} by the AUROC of 2,000 MNIST train against 2,000 "
-        f"FashionMNIST train images ({json.dumps(by_sigma)})",
+        "FashionMNIST train images ("
+        + ", ".join(f"sigma {k}: {v:.5f}" for k, v in by_sigma.items())
+        + ")",
         "metrics": metrics,
         "limitations": args.limitation,
     }

@@ -34,7 +34,9 @@ def weights_path(name: str = "mnist") -> Path:
 
 
 def load(name: str = "mnist", map_location: str | torch.device = "cpu") -> torch.nn.Module:
-    """The pretrained model ``name`` as a :class:`~ebm_course.models.CNNEnergy` in eval mode.
+    """The pretrained model ``name`` in eval mode: a :class:`~ebm_course.models.CNNEnergy`
+    for ``"mnist"``; for a score model (``"mnist_score"``) its
+    :class:`~ebm_course.score_models.ScoreNet` (:func:`load_score` also gives its config).
 
     Raises:
         ValueError: unknown name.
@@ -42,6 +44,8 @@ def load(name: str = "mnist", map_location: str | torch.device = "cpu") -> torch
     """
     from ..models import load_energy
 
+    if name in SCORE_MODELS:
+        return load_score(name, map_location)[0]
     path = weights_path(name)
     if not path.is_file():
         raise FileNotFoundError(
