@@ -460,9 +460,8 @@ def evaluate(
     Returns:
         A flat dict: ``"auroc_<name>"`` for each name in :data:`OOD_SETS`,
         ``"noisy_below_clean"`` (:func:`noisy_below_clean`, sigma 0.3), then the entries of
-        :func:`sample_quality`, ``"sample_seconds"`` (wall-clock of making and judging the
-        images), then ``"seed"``. Pass ``{name: result, ...}`` to
-        :func:`format_table` to compare models.
+        :func:`sample_quality`, ``"sample_seconds"`` (making and judging the images), then
+        ``"seed"``. Pass ``{name: result, ...}`` to :func:`format_table` to compare models.
 
     Raises:
         FileNotFoundError: MNIST or FashionMNIST is not under the data folder.
