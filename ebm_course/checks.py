@@ -12,6 +12,7 @@ and its use can be one line: ``steps = positive_int("steps", steps)``.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import numbers
@@ -27,7 +28,9 @@ __all__ = [
     "boolean",
     "checked_by",
     "device",
+    "field_problems",
     "floating",
+    "known_fields",
     "instance",
     "finite_tensor",
     "generator_for",
@@ -234,3 +237,30 @@ def _index(device: torch.device) -> int:
     if device.index is not None:
         return device.index
     return torch.cuda.current_device() if device.type == "cuda" else 0
+
+
+def field_problems(
+    config: Any, field_checks: dict[str, Callable[[str, Any], Any]], may_be_none: tuple = ()
+) -> list[str]:
+    """The complaint of every field of the dataclass ``config`` whose check fails: each field
+    ``f`` is checked as ``field_checks[f](f, value)`` (``None`` passes in ``may_be_none``)."""
+    problems = []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if value is None and field.name in may_be_none:
+            continue
+        try:
+            field_checks[field.name](field.name, value)
+        except (TypeError, ValueError) as err:
+            problems.append(str(err))
+    return problems
+
+
+def known_fields(config_class: type, values: dict[str, Any]) -> dict[str, Any]:
+    """``values``, after refusing (``ValueError``) keys that are not fields of the dataclass."""
+    known = {field.name for field in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        name = config_class.__name__
+        raise ValueError(f"unknown {name} fields {unknown}; valid fields: {sorted(known)}")
+    return values

@@ -107,12 +107,7 @@ class ScoreConfig:
     step_lr: float = 2e-5
 
     def __post_init__(self) -> None:
-        problems = []
-        for field in dataclasses.fields(self):
-            try:
-                _FIELD_CHECKS[field.name](field.name, getattr(self, field.name))
-            except (TypeError, ValueError) as err:
-                problems.append(str(err))
+        problems = checks.field_problems(self, _FIELD_CHECKS)
         if not problems and self.sigma_min > self.sigma_max:
             problems.append(f"sigma_min {self.sigma_min} exceeds sigma_max {self.sigma_max}")
         if not problems and self.levels == 1 and self.sigma_min != self.sigma_max:
@@ -130,11 +125,7 @@ class ScoreConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ScoreConfig:
         """Build a config from a dict; unknown keys raise ``ValueError``."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown ScoreConfig fields {unknown}; valid: {sorted(known)}")
-        return cls(**values)
+        return cls(**checks.known_fields(cls, values))
 
 
 def build_score_model(config: ScoreConfig) -> ScoreNet:

@@ -146,6 +146,12 @@ def _limitations(items: list[str]) -> list[str]:
     return ["## Known limitations", "", *(f"- {item}" for item in items), ""]
 
 
+def _config_table(config: dict[str, Any]) -> list[str]:
+    """The card's "Training configuration" section: one row per field."""
+    rows = [f"| `{key}` | {value} |" for key, value in config.items()]
+    return ["## Training configuration", "", "| field | value |", "|---|---|", *rows, ""]
+
+
 def _split_commands(text: str) -> tuple[str, list[str]]:
     """The card's ``command`` text without its shell commands ("command 1 below", ...), and
     the commands: ``python -m ...`` after any ``VAR=value``, up to a double space or "("."""
@@ -204,12 +210,7 @@ def model_card_markdown(name: str = "mnist") -> str:
         *_metrics_rows(card["metrics"]),
         "",
         *_limitations(card.get("limitations", [])),
-        "## Training configuration",
-        "",
-        "| field | value |",
-        "|---|---|",
-        *(f"| `{key}` | {value} |" for key, value in card["config"].items()),
-        "",
+        *_config_table(card["config"]),
         "## Attribution",
         "",
         "The architecture and recipe follow Phillip Lippe's UvA Deep Learning tutorial "
@@ -265,12 +266,7 @@ def _score_card_markdown(name: str) -> str:
         + " |",
         "",
         *_limitations(card.get("limitations", [])),
-        "## Training configuration",
-        "",
-        "| field | value |",
-        "|---|---|",
-        *(f"| `{key}` | {value} |" for key, value in card["config"].items()),
-        "",
+        *_config_table(card["config"]),
         "## Attribution",
         "",
         "Noise-conditional score networks and annealed Langevin dynamics: Song & Ermon (2019, "

@@ -101,15 +101,7 @@ class TrainConfig:
     cuda_graph: bool = False
 
     def __post_init__(self) -> None:
-        problems = []
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if value is None and f.name in _MAY_BE_NONE:
-                continue
-            try:
-                _FIELD_CHECKS[f.name](f.name, value)
-            except (TypeError, ValueError) as err:
-                problems.append(str(err))
+        problems = checks.field_problems(self, _FIELD_CHECKS, _MAY_BE_NONE)
         if not problems and self.flatness > 0 and self.batch_size < 2:
             problems.append("flatness > 0 needs batch_size >= 2 (a variance over the batch)")
         if problems:
@@ -127,11 +119,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Build a config from a dict; unknown keys raise ``ValueError``."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}; valid fields: {sorted(known)}")
-        return cls(**values)
+        return cls(**checks.known_fields(cls, values))
 
     def changes_from(self, saved: dict[str, Any]) -> list[str]:
         """The fields in which this config differs from ``saved`` (a config dict an earlier
