@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ __all__ = [
     "train_score_run",
     "load_score_model",
     "sample_score_model",
+    "evaluate_score_model",
+    "OOD_SIGMA",
     "SAMPLERS",
 ]
 
@@ -204,7 +207,7 @@ def train_score_run(
     checkpoint_every: int = 250,
     resume: bool = True,
     device: torch.device | str = "cpu",
-    log: Any = None,
+    log: Callable[[int, float], None] | None = None,
 ) -> dict[str, list[float]]:
     """Train a score model on ``images`` ``[N, 1, 28, 28]`` in ``[-1, 1]`` into folder ``out``.
 
@@ -222,8 +225,9 @@ def train_score_run(
         last = out / "last.pt"
         state = _resume(last, config, data, device) if resume and last.is_file() else None
         state = state or _new_state(config, device)
+        images = images.to(device)  # once, not per segment
         while len(state["history"]["step"]) < config.steps:
-            _train_segment(state, config, images.to(device), checkpoint_every)
+            _train_segment(state, config, images, checkpoint_every)
             _save(last, state, config, data)
             if log is not None:
                 log(state["history"]["step"][-1], state["history"]["loss"][-1])
@@ -309,8 +313,9 @@ def sample_score_model(
     return torch.cat(chunks)
 
 
-#: The noise level of the shipped detector, :class:`~ebm_course.score_models.OODScore`.
-OOD_SIGMA = 0.1
+#: The default noise level of the detector, :class:`~ebm_course.score_models.OODScore`: the
+#: level ``tools/ship_score_model.py`` chose for the shipped model on training data (its card).
+OOD_SIGMA = 1.0
 
 
 def evaluate_score_model(
