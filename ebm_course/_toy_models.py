@@ -1,5 +1,6 @@
 """The models' half of :mod:`ebm_course.toy`: exact normalisation of 2-D score functions on
-a grid, closed-form scores and the comparison figure. Import these names from
+a grid, closed-form scores (and the closed-form score *function* of a blurred 1-D mixture, for
+the samplers of lesson 9) and the comparison figure. Import these names from
 ``ebm_course.toy``, which re-exports them beside the toy data sets.
 
 Sign convention (as everywhere in :mod:`ebm_course`): a model returns the *score*
@@ -309,6 +310,60 @@ class MixtureScore(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         _check_points(x, "x", finite=False)
         return _gmm_log_density(x, self.log_weights, self.means, self.stds) / self.temperature
+
+
+class BlurredMixture1D:
+    """A 1-D Gaussian mixture and the exact score function of every blurred version of it.
+
+    The data law is ``p = sum_k w_k N(mu_k, std^2)``. Blurred by Gaussian noise of standard
+    deviation ``sigma`` it stays a mixture, ``p_sigma = sum_k w_k N(mu_k, std^2 + sigma^2)``,
+    so its *score function* ``d/dx log p_sigma(x)`` (the gradient of the log-density, not
+    the course's network output ``f = -E``) is known in closed form at every level. Called
+    as ``mixture(x, sigma)`` it is a noise-conditional score function with the interface of
+    :class:`ebm_course.score_models.ScoreNet`, so the samplers of
+    :mod:`ebm_course.score_models` and :mod:`ebm_course.diffusion` can be checked against
+    the truth without any training.
+
+    Args:
+        weights: ``[K]`` positive mixture weights (normalised to sum to 1).
+        means: ``[K]`` component means.
+        std: the components' common standard deviation, ``> 0``.
+
+    Call: ``x`` ``[B, 1]`` and ``sigma`` ``[B]`` (``> 0``, or 0 for the data itself) ->
+    ``[B, 1]``.
+    """
+
+    def __init__(
+        self, weights: Sequence[float] | Tensor, means: Sequence[float] | Tensor, std: float
+    ) -> None:
+        w = torch.as_tensor(weights, dtype=torch.float32).reshape(-1)
+        mu = torch.as_tensor(means, dtype=torch.float32).reshape(-1)
+        if len(w) < 1 or mu.shape != w.shape:
+            raise ValueError(
+                f"need weights [K] and means [K] with K >= 1, got shapes {tuple(w.shape)} "
+                f"and {tuple(mu.shape)}"
+            )
+        if not bool((w > 0).all()):
+            raise ValueError(f"weights must be positive, got {w.tolist()}")
+        self.weights, self.means = w / w.sum(), mu
+        self.std = checks.number("std", std, 0.0, open_low=True)
+
+    def __call__(self, x: Tensor, sigma: Tensor) -> Tensor:
+        if x.dim() != 2 or x.shape[1] != 1 or sigma.shape != x.shape[:1]:
+            raise ValueError(
+                f"need x [B, 1] and sigma [B], got {tuple(x.shape)} and {tuple(sigma.shape)}"
+            )
+        variance = self.std**2 + sigma[:, None] ** 2  # [B, 1]: each component's, once blurred
+        log_joint = self.weights.log().to(x) - 0.5 * (x - self.means.to(x)) ** 2 / variance
+        responsibility = log_joint.softmax(dim=1)  # [B, K]; the common 1/sqrt(2 pi var) cancels
+        return (responsibility * (self.means.to(x) - x) / variance).sum(dim=1, keepdim=True)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """``n`` draws from the (unblurred) mixture: float32 ``[n, 1]``."""
+        checks.positive_int("n", n, maximum=10**8)
+        component = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        noise = torch.randn(n, generator=generator)
+        return (self.means[component] + self.std * noise)[:, None]
 
 
 # ----------------------------------------------------------------------- figure

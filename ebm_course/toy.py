@@ -11,6 +11,8 @@ density and negative log-likelihood are exact (up to a small grid error):
 - :class:`Grid`, :func:`log_partition`, :func:`log_density` and :func:`nll`: normalise
   any score function on the square ``grid.lim x grid.lim``.
 - :class:`GaussianScore` and :class:`MixtureScore`: closed-form score functions.
+- :class:`BlurredMixture1D`: a 1-D Gaussian mixture with the exact gradient of its log
+  density at every noise level, to check the noise-conditional samplers of lesson 9.
 - :func:`plot_comparison`: data, learned density and samples side by side.
 
 This module holds the data sets and their true densities; the models' half (grid, scores,
@@ -29,6 +31,7 @@ from torch import Tensor
 from . import checks
 from ._toy_models import (
     DEFAULT_GRID,
+    BlurredMixture1D,
     GaussianScore,
     Grid,
     MixtureScore,
@@ -52,6 +55,7 @@ __all__ = [
     "nll",
     "GaussianScore",
     "MixtureScore",
+    "BlurredMixture1D",
     "plot_comparison",
 ]
 

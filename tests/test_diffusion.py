@@ -8,29 +8,18 @@ import torch
 
 from ebm_course.diffusion import corrector_step, prior_noise, reverse_diffusion
 from ebm_course.score_models import noise_levels
+from ebm_course.toy import BlurredMixture1D
 
 torch.set_num_threads(1)
 
 MU, STD = 0.7, 0.5  # data N(MU, STD^2)
-WEIGHTS, MEANS, MIX_STD = torch.tensor([0.3, 0.7]), torch.tensor([-3.0, 3.0]), 0.4
+MIX_STD = 0.4
+MIXTURE = BlurredMixture1D([0.3, 0.7], [-3.0, 3.0], MIX_STD)  # exact score at every level
 
 
 def gaussian_score(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Score of N(MU, STD^2) noised by sigma: ``[B, 1]``, ``[B]`` -> ``[B, 1]``."""
     return -(x - MU) / (STD**2 + sigma[:, None] ** 2)
-
-
-def mixture_score(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Score of 0.3 N(-3, 0.16) + 0.7 N(3, 0.16) noised by sigma: ``[B, 1]``."""
-    variance = MIX_STD**2 + sigma[:, None] ** 2
-    resp = (WEIGHTS.log() - 0.5 * (x - MEANS) ** 2 / variance).softmax(dim=1)
-    return (resp * (MEANS - x) / variance).sum(dim=1, keepdim=True)
-
-
-def mixture_data(n: int, generator: torch.Generator) -> torch.Tensor:
-    left = torch.rand(n, 1, generator=generator) < WEIGHTS[0]
-    means = torch.where(left, MEANS[0], MEANS[1])
-    return means + MIX_STD * torch.randn(n, 1, generator=generator)
 
 
 @pytest.mark.parametrize(("ode", "snr"), [(False, 0.0), (True, 0.0), (False, 0.16)])
@@ -54,8 +43,8 @@ def test_reverse_diffusion_recovers_mixture_weights(ode, snr):
     mode and give each mode its width: the flow carries the noised law to the data law."""
     sigmas = noise_levels(20.0, 0.01, 200)
     g = torch.Generator().manual_seed(1)
-    start = mixture_data(8000, g) + 20.0 * torch.randn(8000, 1, generator=g)
-    x = reverse_diffusion(mixture_score, start, sigmas, g, ode=ode, snr=snr)
+    start = MIXTURE.sample(8000, g) + 20.0 * torch.randn(8000, 1, generator=g)
+    x = reverse_diffusion(MIXTURE, start, sigmas, g, ode=ode, snr=snr)
     assert (x < 0).float().mean().item() == pytest.approx(0.3, abs=0.02)
     right = x[x > 0]
     assert right.mean().item() == pytest.approx(3.0, abs=0.03)

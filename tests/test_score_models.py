@@ -16,6 +16,7 @@ from ebm_course.score_models import (
     noise_levels,
     score_function,
 )
+from ebm_course.toy import BlurredMixture1D
 
 torch.set_num_threads(1)
 
@@ -154,14 +155,8 @@ def test_fit_with_ema_recovers_the_gaussian_score():
 
 # ----------------------------------------------------------------------- annealed Langevin
 
-WEIGHTS, MEANS, MIX_STD = torch.tensor([0.2, 0.8]), torch.tensor([-4.0, 4.0]), 0.5
-
-
-def mixture_score(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Exact score of 0.2 N(-4, 0.25) + 0.8 N(4, 0.25) noised by sigma: ``[B, 1]``."""
-    variance = MIX_STD**2 + sigma[:, None] ** 2  # [B, 1]
-    resp = (WEIGHTS.log() - 0.5 * (x - MEANS) ** 2 / variance).softmax(dim=1)  # [B, 2]
-    return (resp * (MEANS - x) / variance).sum(dim=1, keepdim=True)
+MIX_STD = 0.5
+MIXTURE = BlurredMixture1D([0.2, 0.8], [-4.0, 4.0], MIX_STD)  # exact score at every level
 
 
 def test_annealed_langevin_recovers_mixture_weights_where_plain_langevin_does_not():
@@ -172,13 +167,13 @@ def test_annealed_langevin_recovers_mixture_weights_where_plain_langevin_does_no
     sigmas = noise_levels(10.0, 0.1, 10)
     g = torch.Generator().manual_seed(0)
     start = torch.rand(4000, 1, generator=g) * 8 - 4
-    x = annealed_langevin(mixture_score, start, sigmas, 100, 3e-3, generator=g, denoise=False)
+    x = annealed_langevin(MIXTURE, start, sigmas, 100, 3e-3, generator=g, denoise=False)
     right = x[x[:, 0] > 0, 0]
     assert (x > 0).float().mean().item() == pytest.approx(0.8, abs=0.03)
     assert right.mean().item() == pytest.approx(4.0, abs=0.03)
     assert right.std().item() == pytest.approx(math.sqrt(MIX_STD**2 + 0.1**2), rel=0.05)
     g = torch.Generator().manual_seed(0)
-    plain = annealed_langevin(mixture_score, start, sigmas[-1:], 1000, 3e-3, generator=g)
+    plain = annealed_langevin(MIXTURE, start, sigmas[-1:], 1000, 3e-3, generator=g)
     assert (plain > 0).float().mean().item() == pytest.approx(0.5, abs=0.05)
 
 
@@ -224,7 +219,7 @@ def test_annealed_langevin_rejects_bad_arguments(kwargs, match):
     args = {"x": torch.zeros(4, 1), "sigmas": [1.0, 0.1], "steps_per_level": 2, "step_lr": 0.1}
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
-        annealed_langevin(mixture_score, **args)
+        annealed_langevin(MIXTURE, **args)
 
 
 def test_a_score_of_the_wrong_shape_is_named():

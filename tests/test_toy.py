@@ -14,6 +14,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from ebm_course.models import MLPEnergy  # noqa: E402
 from ebm_course.toy import (  # noqa: E402
     DATASETS,
+    BlurredMixture1D,
     GaussianScore,
     Grid,
     MixtureScore,
@@ -177,6 +178,36 @@ def test_mixture_score():
     assert torch.allclose(hot(x), mixture(x) / 2)
     with pytest.raises(ValueError):
         mixture.temperature = 0.0
+
+
+def test_blurred_mixture_score_is_the_gradient_of_the_blurred_log_density():
+    """Against autograd of log sum_k w_k N(x; mu_k, std^2 + sigma^2), at several levels."""
+    weights, means, std = torch.tensor([0.3, 0.7]), torch.tensor([-3.0, 3.0]), 0.4
+    mixture = BlurredMixture1D([3.0, 7.0], means, std)  # weights are normalised
+    x = torch.linspace(-6, 6, 25, dtype=torch.float64)[:, None].requires_grad_()
+    sigma = torch.tensor([0.0, 0.1, 1.0, 20.0], dtype=torch.float64).repeat_interleave(7)[:25]
+    variance = std**2 + sigma[:, None] ** 2
+    log_p = torch.logsumexp(
+        weights.log() - 0.5 * (x - means) ** 2 / variance - 0.5 * variance.log(), dim=1
+    )
+    (expected,) = torch.autograd.grad(log_p.sum(), x)
+    assert torch.allclose(mixture(x.detach(), sigma), expected, atol=1e-10)
+
+
+def test_blurred_mixture_samples_and_errors():
+    mixture = BlurredMixture1D([0.2, 0.8], [-4.0, 4.0], 0.5)
+    x = mixture.sample(20000, torch.Generator().manual_seed(0))
+    assert x.shape == (20000, 1) and x.dtype == torch.float32
+    assert (x > 0).float().mean().item() == pytest.approx(0.8, abs=0.01)
+    assert x[x > 0].std().item() == pytest.approx(0.5, rel=0.03)
+    with pytest.raises(ValueError, match="shapes"):
+        BlurredMixture1D([0.5, 0.5], [0.0], 1.0)
+    with pytest.raises(ValueError, match="positive"):
+        BlurredMixture1D([0.5, 0.0], [0.0, 1.0], 1.0)
+    with pytest.raises(ValueError, match="std"):
+        BlurredMixture1D([1.0], [0.0], 0.0)
+    with pytest.raises(ValueError, match=r"x \[B, 1\] and sigma \[B\]"):
+        mixture(torch.zeros(4, 1), torch.ones(3))
 
 
 def test_plot_comparison_has_three_axes():
