@@ -2,6 +2,7 @@
 
     python tools/ship_pretrained.py RUN_DIR [--checkpoint best|last] [--tutorial CKPT]
         [--command TEXT] [--selection TEXT] [--limitation TEXT ...] [--checkpoint-label TEXT]
+        [--averaged-epochs E [E ...]]
 
 Reads RUN_DIR/{best,last}.pt and config.json (written by
 ``python -m ebm_course train --out RUN_DIR``), evaluates the model side by side with the
@@ -47,6 +48,13 @@ def main() -> None:
         default=[],
         help="a known weakness, for the card's 'Known limitations' (repeat for several)",
     )
+    parser.add_argument(
+        "--averaged-epochs",
+        type=int,
+        nargs="+",
+        default=[],
+        help="the epochs (counted over the whole recipe) whose weights the checkpoint averages",
+    )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -74,6 +82,7 @@ def main() -> None:
         or f"{args.checkpoint}.pt, epoch {checkpoint.get('epoch')}",
         "command": args.command,
         "selection": args.selection,
+        "averaged_epochs": args.averaged_epochs,
         "limitations": args.limitation,
         "config": config,
         "data": "MNIST train: the 10,000 offline images (first 10,000 of the 60,000, shuffled); "
