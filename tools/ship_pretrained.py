@@ -2,12 +2,17 @@
 
     python tools/ship_pretrained.py RUN_DIR [--checkpoint best|last] [--tutorial CKPT]
         [--command TEXT] [--selection TEXT] [--limitation TEXT ...] [--checkpoint-label TEXT]
-        [--averaged-epochs E [E ...]]
+        [--weights PT] [--continued-from RUN1] [--averaged-epochs E [E ...]]
 
 Reads RUN_DIR/{best,last}.pt and config.json (written by
 ``python -m ebm_course train --out RUN_DIR``), evaluates the model side by side with the
 original tutorial's checkpoint (fixed seeds, the full ``ebm_course.metrics.evaluate``), and
 writes ``ebm_course/pretrained/mnist.pt`` (a state dict) and ``mnist.json`` (the card).
+
+A recipe of several steps: ``--weights`` ships other weights than RUN_DIR's (e.g. the mean
+that ``tools/average_checkpoints.py`` wrote), and ``--continued-from RUN1`` names the run whose
+weights RUN_DIR started from (``train --init-from RUN1/epochs/...``): the card's history is then
+RUN1's epochs followed by RUN_DIR's, numbered on.
 """
 
 from __future__ import annotations
@@ -26,6 +31,24 @@ from ebm_course.models import cnn_from_state_dict, load_tutorial_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "ebm_course" / "pretrained"
+
+
+def chain_histories(first: dict, then: dict) -> dict:
+    """The history of a run continued by another: ``then``'s epochs, iteration counts and
+    events numbered on after ``first``'s, every other column appended."""
+    epochs = len(first["epoch"])
+    iterations = first["iterations"][-1] if epochs else 0
+    shift = {"epoch": epochs, "iterations": iterations, "step": iterations}
+    chained = {}
+    for key, values in then.items():
+        if key in ("events", "samples"):  # dicts that carry an epoch (and a step)
+            moved = [
+                {k: v + shift[k] if k in shift else v for k, v in row.items()} for row in values
+            ]
+            chained[key] = first.get(key, []) + moved
+        else:
+            chained[key] = first[key] + [v + shift.get(key, 0) for v in values]
+    return chained
 
 
 def main() -> None:
@@ -55,14 +78,28 @@ def main() -> None:
         default=[],
         help="the epochs (counted over the whole recipe) whose weights the checkpoint averages",
     )
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        help="ship these weights (a file with 'model') instead of RUN_DIR's --checkpoint",
+    )
+    parser.add_argument(
+        "--continued-from",
+        type=Path,
+        help="the run RUN_DIR started from: its history comes first in the card",
+    )
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    checkpoint = load_checkpoint(args.run / f"{args.checkpoint}.pt", required=("model",))
+    weights = args.weights or args.run / f"{args.checkpoint}.pt"
+    checkpoint = load_checkpoint(weights, required=("model",))
     model = cnn_from_state_dict(checkpoint["model"]).eval()
     # last.pt always holds the history, also for a run stopped before its last epoch
     history = load_checkpoint(args.run / "last.pt", required=("history",))["history"]
+    if args.continued_from is not None:
+        first = load_checkpoint(args.continued_from / "last.pt", required=("history",))
+        history = chain_histories(first["history"], history)
     config = json.loads((args.run / "config.json").read_text())
     log = args.run.parent / f"{args.run.name}.log"
     started = time.perf_counter()
@@ -79,7 +116,11 @@ def main() -> None:
         "hidden_features": int(checkpoint["model"]["cnn_layers.0.weight"].shape[0] * 2),
         "output": "score f(x) = -E(x), shape [B]; images [B, 1, 28, 28] in [-1, 1]",
         "checkpoint": args.checkpoint_label
-        or f"{args.checkpoint}.pt, epoch {checkpoint.get('epoch')}",
+        or (
+            f"{weights.name}, epoch {checkpoint['epoch']}"
+            if "epoch" in checkpoint
+            else str(weights)
+        ),
         "command": args.command,
         "selection": args.selection,
         "averaged_epochs": args.averaged_epochs,
