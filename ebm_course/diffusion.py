@@ -15,6 +15,12 @@ score :math:`\nabla_x \log p_\sigma`, the very function a noise-conditional scor
   :math:`x \leftarrow D + \tfrac{\sigma_{i+1}}{\sigma_i}(x - D)` with the denoiser
   :math:`D = x + \sigma_i^2 s(x, \sigma_i)` (Tweedie's posterior mean).
 
+- :func:`heun_sampler` (Karras et al. 2022, Algorithm 2): the probability-flow ODE
+  :math:`dx/d\sigma = -\sigma\, s(x, \sigma)` by Heun's second-order steps, optionally
+  with some noise added back before each step (``churn``); with a schedule that crowds
+  towards small :math:`\sigma` (:func:`~ebm_course.score_models.karras_levels`) a few
+  dozen network calls give what the first-order steps need hundreds for.
+
 With ``snr > 0`` each stochastic step is followed by a Langevin *corrector* step at the new
 level (:func:`corrector_step`): the *predictor-corrector* sampler of Song et al. (2021), which
 fixes part of the error of the coarse steps at the price of a second network call per level.
@@ -35,7 +41,16 @@ from . import checks
 from .score_models import ScoreModel, Sigmas, as_sigmas, check_batch, score_function
 from .utils import evaluation_mode
 
-__all__ = ["corrector_step", "prior_noise", "reverse_diffusion", "reverse_diffusion_steps"]
+__all__ = [
+    "corrector_step",
+    "heun_sampler",
+    "heun_steps",
+    "prior_noise",
+    "reverse_diffusion",
+    "reverse_diffusion_steps",
+]
+
+MAX_CHURN = 2**0.5 - 1  # Karras et al.: more would add more noise than the level holds
 
 
 def prior_noise(
@@ -111,6 +126,69 @@ def reverse_diffusion_steps(
                 x = x + variance.sqrt() * _noise(x, generator)
                 if snr > 0:  # the corrector: a Langevin step at the level just reached
                     x = corrector_step(model, x, next_sigma, snr, generator)
+    return x
+
+
+def heun_sampler(
+    model: ScoreModel,
+    x: torch.Tensor,
+    sigmas: Sigmas,
+    churn: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""Solve the probability-flow ODE down ``sigmas`` to 0 by Heun's method (Karras et al.
+    2022, Algorithms 1 and 2): two network calls per level, one for the last.
+
+    The ODE :math:`dx/d\sigma = -\sigma\, s(x, \sigma) = (x - D(x, \sigma))/\sigma`
+    moves each point towards the denoiser's guess :math:`D`. An Euler step from
+    :math:`\sigma_i` to :math:`\sigma_{i+1}` uses the slope at the start; Heun's step
+    averages it with the slope where that Euler step lands, which cancels the error of
+    the first order (no correction on the last step, to :math:`\sigma = 0`). With
+    ``churn`` :math:`\gamma > 0`, each step first raises the level to
+    :math:`\hat\sigma = (1 + \gamma)\sigma` by adding fresh noise, so the sampler forgets
+    part of the errors made so far, as the stochastic samplers do.
+
+    Args:
+        model: a score or energy model, or a function ``score(x, sigma)``.
+        x: starting points ``[B, ...]``, usually :func:`prior_noise` at ``sigmas[0]``;
+            not modified.
+        sigmas: levels ``[L]``, strictly decreasing, ``> 0`` (e.g.
+            :func:`~ebm_course.score_models.karras_levels`).
+        churn: :math:`\gamma`, in ``[0, sqrt(2) - 1]``.
+        generator: optional ``torch.Generator`` on ``x``'s device (used when ``churn > 0``).
+
+    Returns:
+        Samples ``[B, ...]``, not clamped. Modules run in eval mode, without gradients.
+    """
+    check_batch(x)
+    levels = as_sigmas(sigmas, x, decreasing=True)
+    checks.number("churn", churn, 0, MAX_CHURN)
+    is_module = isinstance(model, nn.Module)
+    with evaluation_mode(model) if is_module else contextlib.nullcontext(), torch.no_grad():
+        return heun_steps(model, x.detach().clone(), levels, churn, generator)
+
+
+def heun_steps(
+    model: ScoreModel,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    churn: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """The algorithm of :func:`heun_sampler`, without its checks."""
+    next_sigmas = torch.cat([sigmas[1:], sigmas.new_zeros(1)])
+    for sigma, next_sigma in zip(sigmas, next_sigmas, strict=True):
+        if churn > 0:  # back up to a higher level with fresh noise
+            raised = sigma * (1 + churn)
+            x = x + (raised**2 - sigma**2).sqrt() * _noise(x, generator)
+            sigma = raised
+        slope = -sigma * score_function(model, x, sigma.expand(x.shape[0]))
+        euler = x + (next_sigma - sigma) * slope
+        if next_sigma == 0:  # the last step lands on the denoiser's output
+            x = euler
+            break
+        next_slope = -next_sigma * score_function(model, euler, next_sigma.expand(x.shape[0]))
+        x = x + (next_sigma - sigma) * 0.5 * (slope + next_slope)
     return x
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -39,8 +40,11 @@ __all__ = [
     "ScoreNet",
     "OODScore",
     "noise_levels",
+    "karras_levels",
     "score_function",
     "multi_level_dsm_loss",
+    "lognormal_dsm_loss",
+    "SIGMA_DATA",
     "annealed_langevin",
     "annealed_langevin_steps",
     "fit_score_model",
@@ -49,6 +53,11 @@ __all__ = [
 
 ScoreModel = nn.Module | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Sigmas = torch.Tensor | Sequence[float]
+DSMLoss = Callable[[nn.Module, torch.Tensor, torch.Generator | None], torch.Tensor]
+
+#: The spread of the data that Karras et al.'s (2022) preconditioning assumes (their
+#: ``sigma_data``): about the pixel standard deviation of images in ``[-1, 1]``.
+SIGMA_DATA = 0.5
 
 
 def check_batch(x: torch.Tensor, name: str = "x") -> None:
@@ -106,6 +115,22 @@ def noise_levels(sigma_max: float, sigma_min: float, n: int) -> torch.Tensor:
     return (math.log(sigma_max) + steps * math.log(sigma_min / sigma_max)).exp().float()
 
 
+def karras_levels(sigma_max: float, sigma_min: float, n: int, rho: float = 7.0) -> torch.Tensor:
+    r"""The sampling schedule of Karras et al. (2022, eq. 5), largest first: float32 ``[n]``.
+
+    :math:`\sigma_i = \big(\sigma_\max^{1/\rho} + \tfrac{i-1}{n-1}(\sigma_\min^{1/\rho}
+    - \sigma_\max^{1/\rho})\big)^\rho`: equal steps in :math:`\sigma^{1/\rho}`. With
+    :math:`\rho = 7` the steps crowd towards small :math:`\sigma`, where the details of an
+    image are decided and a sampler's error shows most; :math:`\rho \to \infty` gives
+    :func:`noise_levels`' geometric ladder. Arguments as :func:`noise_levels`; ``rho > 0``.
+    """
+    noise_levels(sigma_max, sigma_min, n)  # the same checks
+    checks.number("rho", rho, 0, open_low=True)
+    steps = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
+    top, bottom = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
+    return (top + steps * (bottom - top)).pow(rho).float()
+
+
 class _ResBlock(nn.Module):
     """Two 3x3 convolutions with GroupNorm and SiLU, the noise level as FiLM on the second
     norm (``(1 + scale) * norm(h) + shift``), and a residual connection.
@@ -130,11 +155,23 @@ class _ResBlock(nn.Module):
 class ScoreNet(nn.Module):
     r"""A small noise-conditional U-Net for 28x28 images, in either view.
 
-    Its core is a noise predictor :math:`\hat\varepsilon(x, \sigma)` ``[B, 1, 28, 28]``:
-    ``c, 2c, 4c`` channels at 28, 14 and 7 pixels (residual blocks at 14 and 7 pixels, single
-    convolutions at 28, which keeps it cheap on a CPU), fed :math:`x / \sqrt{1 + \sigma^2}`
-    and conditioned on :math:`\log\sigma` by an MLP embedding that scales and shifts each
-    block's features.
+    Its core is a noise predictor :math:`\hat\varepsilon(x, \sigma)` ``[B, 1, 28, 28]``
+    built around a network :math:`F`: ``c, 2c, 4c`` channels at 28, 14 and 7 pixels (residual
+    blocks at 14 and 7 pixels, single convolutions at 28, which keeps it cheap on a CPU),
+    conditioned on :math:`\log\sigma` by an MLP embedding that scales and shifts each
+    block's features. ``preconditioning`` says how :math:`F` is wired in:
+
+    - ``"noise"`` (NCSN, DDPM): :math:`\hat\varepsilon = F(x / \sqrt{1 + \sigma^2})`. The
+      denoised image :math:`D = x - \sigma\hat\varepsilon` then carries :math:`F`'s error
+      times :math:`\sigma`: at :math:`\sigma = 10` a small error in the noise is a large one
+      in the image.
+    - ``"edm"`` (Karras et al. 2022): :math:`D = c_\text{skip} x + c_\text{out}
+      F(c_\text{in} x)` with :math:`c_\text{in} = 1/\sqrt{\sigma^2 + \sigma_d^2}`,
+      :math:`c_\text{skip} = \sigma_d^2 / (\sigma^2 + \sigma_d^2)`,
+      :math:`c_\text{out} = \sigma\sigma_d / \sqrt{\sigma^2 + \sigma_d^2}`
+      (:math:`\sigma_d` = :data:`SIGMA_DATA`), and :math:`\hat\varepsilon = (x - D)/\sigma`:
+      at small :math:`\sigma` the network predicts the noise, at large :math:`\sigma` the
+      image, and its input and target have unit variance at every level.
 
     - ``energy=False`` (direct, as NCSNv2): the score function
       :math:`s(x, \sigma) = -\hat\varepsilon(x, \sigma) / \sigma`, ``[B, 1, 28, 28]``; the
@@ -149,13 +186,19 @@ class ScoreNet(nn.Module):
     Args:
         channels: width ``c`` at 28 pixels, a multiple of 8 (``c = 16``: 0.21 M parameters).
         energy: return the energy-view score ``f`` ``[B]`` instead of the score function.
+        preconditioning: ``"noise"`` or ``"edm"`` (above).
 
     Input: ``x`` ``[B, 1, 28, 28]`` (pixels in about ``[-1, 1]``, plus noise), ``sigma`` ``[B]``
     or a number, ``> 0``.
     """
 
-    def __init__(self, channels: int = 16, energy: bool = False) -> None:
+    PRECONDITIONINGS = ("noise", "edm")
+
+    def __init__(
+        self, channels: int = 16, energy: bool = False, preconditioning: str = "noise"
+    ) -> None:
         super().__init__()
+        checks.one_of("preconditioning", preconditioning, self.PRECONDITIONINGS)
         if (
             isinstance(channels, bool)
             or not isinstance(channels, int)
@@ -165,6 +208,7 @@ class ScoreNet(nn.Module):
             raise ValueError(f"channels must be a positive multiple of 8, got {channels!r}")
         c, d = channels, 8 * channels
         self.channels, self.energy = c, bool(energy)
+        self.preconditioning = preconditioning
         self.embed = nn.Sequential(nn.Linear(1, d), nn.SiLU(), nn.Linear(d, d), nn.SiLU())
         self.conv_in = nn.Conv2d(1, c, 3, padding=1)  # 28 x 28
         self.down1 = nn.Conv2d(c, 2 * c, 3, stride=2, padding=1)  # 28 -> 14
@@ -183,8 +227,18 @@ class ScoreNet(nn.Module):
                 f"ScoreNet expects images of shape [B, 1, 28, 28], got {list(x.shape)}"
             )
         sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).expand(x.shape[0])
+        if self.preconditioning == "noise":
+            return self.network(x / _expand((1 + sigma**2).sqrt(), x), sigma)
+        # edm: D = c_skip x + c_out F, written as the noise (x - D) / sigma
+        spread = _expand((sigma**2 + SIGMA_DATA**2).sqrt(), x)
+        out = self.network(x / spread, sigma)
+        return _expand(sigma, x) / spread**2 * x - SIGMA_DATA / spread * out
+
+    def network(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """The U-Net :math:`F`: scaled input ``[B, 1, 28, 28]``, ``sigma`` ``[B]`` ->
+        ``[B, 1, 28, 28]``."""
         e = self.embed(sigma.log()[:, None])  # [B, d]
-        h0 = self.conv_in(x / _expand((1 + sigma**2).sqrt(), x))  # [B, c, 28, 28]
+        h0 = self.conv_in(x)  # [B, c, 28, 28]
         h1 = self.block1(self.down1(h0), e)  # [B, 2c, 14, 14]
         h = self.block2(self.down2(h1), e)  # [B, 4c, 7, 7]
         h = self.block3(torch.cat([F.interpolate(h, scale_factor=2.0), h1], dim=1), e)
@@ -264,10 +318,55 @@ def multi_level_dsm_loss(
     check_batch(x)
     levels = as_sigmas(sigmas, x)
     index = torch.randint(levels.numel(), (x.shape[0],), generator=generator, device=x.device)
-    sigma = levels[index]
+    return _dsm_per_example(model, x, levels[index], generator).mean()
+
+
+def lognormal_dsm_loss(
+    model: ScoreModel,
+    x: torch.Tensor,
+    p_mean: float = -1.2,
+    p_std: float = 1.2,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    r"""Denoising score matching as Karras et al. (2022) train it: levels from a log-normal.
+
+    Each example draws :math:`\ln\sigma \sim \mathcal N(P_\text{mean}, P_\text{std}^2)`,
+    a continuum of levels that puts most of the effort where denoising is neither trivial
+    nor hopeless (about :math:`0.1 < \sigma < 1` for pixels in ``[-1, 1]``), and the loss of
+    :func:`multi_level_dsm_loss` is weighted by :math:`1 + \sigma^2/\sigma_d^2`
+    (:math:`\sigma_d` = :data:`SIGMA_DATA`):
+
+    .. math::
+
+        \mathcal L = \frac12\,\mathbb E\,\Big(1 + \frac{\sigma^2}{\sigma_d^2}\Big)
+        \big\| \sigma\, s(\tilde x, \sigma) + \varepsilon \big\|^2 .
+
+    That weight is Karras et al.'s :math:`\lambda(\sigma)` on the denoised image's error,
+    :math:`\|D - x\|^2`; with :class:`ScoreNet`'s ``"edm"`` preconditioning it makes the
+    loss :math:`\tfrac12\|F - F_\text{target}\|^2`, the same scale at every level. The
+    minimiser is still the score of the noised data at every level.
+
+    Args:
+        model, x, generator: as :func:`multi_level_dsm_loss`.
+        p_mean, p_std: mean and standard deviation of :math:`\ln\sigma`; ``p_std > 0``.
+    """
+    check_batch(x)
+    checks.number("p_mean", p_mean, -20.0, 20.0)
+    checks.number("p_std", p_std, 0, 20.0, open_low=True)
+    normal = torch.randn(x.shape[0], generator=generator, device=x.device, dtype=x.dtype)
+    sigma = (p_mean + p_std * normal).exp()
+    weight = 1 + sigma**2 / SIGMA_DATA**2
+    return (weight * _dsm_per_example(model, x, sigma, generator)).mean()
+
+
+def _dsm_per_example(
+    model: ScoreModel, x: torch.Tensor, sigma: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
+    r""":math:`\tfrac12\|\sigma s(x + \sigma\varepsilon, \sigma) + \varepsilon\|^2` per
+    example: ``x`` ``[B, ...]``, ``sigma`` ``[B]`` -> ``[B]``."""
     noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
     score = score_function(model, x + _expand(sigma, x) * noise, sigma, create_graph=True)
-    return 0.5 * (_expand(sigma, x) * score + noise).flatten(1).pow(2).sum(dim=1).mean()
+    return 0.5 * (_expand(sigma, x) * score + noise).flatten(1).pow(2).sum(dim=1)
 
 
 def annealed_langevin(
@@ -385,8 +484,9 @@ def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
 def fit_score_model(
     model: nn.Module,
     images: torch.Tensor,
-    sigmas: Sigmas,
+    sigmas: Sigmas | None,
     *,
+    loss: DSMLoss | None = None,
     steps: int,
     batch_size: int = 128,
     lr: float = 1e-3,
@@ -397,7 +497,8 @@ def fit_score_model(
     progress: bool = False,
     callback: Callable[[int, nn.Module], None] | None = None,
 ) -> dict[str, list[float]]:
-    """Train ``model`` in place by Adam on :func:`multi_level_dsm_loss`; returns the history.
+    """Train ``model`` in place by Adam on a denoising score-matching loss; returns the
+    history. The loss is :func:`multi_level_dsm_loss` on ``sigmas``, or ``loss``.
 
     Each step draws ``batch_size`` rows of ``images`` uniformly with replacement. Song &
     Ermon (2020) sample from an exponential moving average (EMA) of the weights, much
@@ -407,7 +508,10 @@ def fit_score_model(
     Args:
         model: a noise-conditional score or energy model (e.g. :class:`ScoreNet`).
         images: training data ``[N, ...]`` (moved to the model's device).
-        sigmas: the noise levels ``[L]``.
+        sigmas: the noise levels ``[L]`` (``None`` when ``loss`` is given).
+        loss: instead, ``loss(model, batch, generator)`` -> scalar, for example
+            ``functools.partial(lognormal_dsm_loss, p_mean=-1.2, p_std=1.2)`` as a keyword
+            call ``loss(model, batch, generator=generator)``.
         steps: Adam steps, ``>= 1``.
         batch_size: examples per step, ``1 <= batch_size <= N``.
         lr: Adam's learning rate, ``> 0``.
@@ -420,7 +524,9 @@ def fit_score_model(
 
     Returns ``{"step", "loss", "seconds"}``, one entry per step (seconds since the start).
     """
-    _check_fit(images, sigmas, steps, batch_size, lr, ema_decay)
+    _check_fit(images, sigmas, steps, batch_size, lr, ema_decay, loss)
+    if loss is None:
+        loss = functools.partial(multi_level_dsm_loss, sigmas=sigmas)
     device = next(model.parameters()).device
     images = images.to(device)
     seed = int(torch.randint(2**62, (1,), generator=generator))
@@ -432,13 +538,13 @@ def fit_score_model(
     model.train()
     for step in tqdm(range(1, steps + 1), desc="score model", disable=not progress):
         index = torch.randint(images.shape[0], (batch_size,), generator=generator)
-        loss = _train_step(model, optimizer, images[index.to(device)], sigmas, noise_generator)
+        value = _train_step(model, optimizer, loss, images[index.to(device)], noise_generator)
         if ema is not None:
             _update_ema(ema, model, ema_decay)
         if callback is not None:
             callback(step, model)
         history["step"].append(step)
-        history["loss"].append(loss)
+        history["loss"].append(value)
         history["seconds"].append(time.perf_counter() - start)
     model.eval()
     return history
@@ -447,12 +553,12 @@ def fit_score_model(
 def _train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
+    loss_fn: DSMLoss,
     batch: torch.Tensor,
-    sigmas: Sigmas,
     generator: torch.Generator,
 ) -> float:
-    """One Adam step on :func:`multi_level_dsm_loss`; returns the loss."""
-    loss = multi_level_dsm_loss(model, batch, sigmas, generator)
+    """One Adam step on ``loss_fn``; returns the loss."""
+    loss = loss_fn(model, batch, generator=generator)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -460,7 +566,13 @@ def _train_step(
 
 
 def _check_fit(
-    images: torch.Tensor, sigmas: Sigmas, steps: int, batch_size: int, lr: float, decay: float
+    images: torch.Tensor,
+    sigmas: Sigmas | None,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    decay: float,
+    loss: DSMLoss | None,
 ) -> None:
     check_batch(images, "images")
     checks.positive_int("steps", steps)
@@ -469,7 +581,12 @@ def _check_fit(
     if batch_size > images.shape[0]:
         raise ValueError(f"batch_size {batch_size} exceeds the {images.shape[0]} images")
     checks.number("ema_decay", decay, 0, 1, open_high=True)
-    as_sigmas(sigmas, images)
+    if loss is None:
+        if sigmas is None:
+            raise ValueError("fit_score_model needs sigmas (or a loss)")
+        as_sigmas(sigmas, images)
+    elif not callable(loss):
+        raise ValueError(f"loss must be callable as loss(model, batch, generator), got {loss!r}")
 
 
 def ema_copy(model: nn.Module) -> nn.Module:

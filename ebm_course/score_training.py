@@ -23,8 +23,16 @@ import torch
 
 from . import checks
 from .checkpoint import load_checkpoint, save_atomic
-from .diffusion import prior_noise, reverse_diffusion
-from .score_models import ScoreNet, annealed_langevin, ema_copy, fit_score_model, noise_levels
+from .diffusion import heun_sampler, prior_noise, reverse_diffusion
+from .score_models import (
+    ScoreNet,
+    annealed_langevin,
+    ema_copy,
+    fit_score_model,
+    karras_levels,
+    lognormal_dsm_loss,
+    noise_levels,
+)
 from .training.safety import claim_folder, data_changes, fingerprint
 
 __all__ = [
@@ -38,9 +46,18 @@ __all__ = [
     "SAMPLERS",
 ]
 
-SAMPLERS = ("predictor_corrector", "reverse_diffusion", "probability_flow", "annealed_langevin")
+SAMPLERS = (
+    "heun",
+    "predictor_corrector",
+    "reverse_diffusion",
+    "probability_flow",
+    "annealed_langevin",
+)
+NOISE_SAMPLINGS = ("lognormal", "ladder")
 #: Fields that only say how to sample: a run may resume with other values.
-SAMPLING_FIELDS = ("sampler", "snr", "steps_per_level", "step_lr")
+SAMPLING_FIELDS = ("sampler", "rho", "churn", "snr", "steps_per_level", "step_lr")
+#: What a config saved before a field existed meant by it (the first shipped model's recipe).
+LEGACY_FIELDS = {"preconditioning": "noise", "noise_sampling": "ladder"}
 FORMAT = "ebm_course.score_run.v1"  # the tag a run's last.pt carries
 MODEL_FORMAT = "ebm_course.score_model.v1"  # ... and its score_model.pt
 
@@ -64,6 +81,10 @@ def _channels(name: str, value: Any) -> None:
 _FIELD_CHECKS = {
     "channels": _channels,
     "energy": checks.boolean,
+    "preconditioning": lambda name, value: checks.one_of(name, value, ScoreNet.PRECONDITIONINGS),
+    "noise_sampling": lambda name, value: checks.one_of(name, value, NOISE_SAMPLINGS),
+    "p_mean": _real(-20.0, 20.0, open_low=False),
+    "p_std": _real(0.0, 20.0),
     "sigma_max": _real(0.0, 1e4),
     "sigma_min": _real(0.0, 1e4),
     "levels": _count(10**5),
@@ -74,6 +95,8 @@ _FIELD_CHECKS = {
     "ema_decay": _real(0.0, 1.0, open_low=False, open_high=True),
     "seed": functools.partial(checks.positive_int, minimum=0, maximum=2**63 - 1),
     "sampler": lambda name, value: checks.one_of(name, value, SAMPLERS),
+    "rho": _real(0.0, 1e3),
+    "churn": _real(0.0, 2**0.5 - 1, open_low=False),
     "snr": _real(0.0, 100.0),
     "steps_per_level": _count(10**5),
     "step_lr": _real(0.0, 1e4),
@@ -84,27 +107,41 @@ _FIELD_CHECKS = {
 class ScoreConfig:
     """Everything that defines a score-model run and how it samples.
 
-    Model: ``channels`` (ScoreNet width, a multiple of 8) and ``energy`` (the energy view).
-    Noise: ``levels`` geometric levels from ``sigma_max`` down to ``sigma_min``
-    (pixels in ``[-1, 1]``). Training: ``steps`` Adam steps of ``batch_size`` images at
-    ``lr`` (``cosine_decay``: down to 0 along a half cosine), EMA ``ema_decay``, ``seed``.
-    Sampling: ``sampler`` (one of :data:`SAMPLERS`); ``snr`` is the predictor-corrector's
-    (:func:`~ebm_course.diffusion.corrector_step`); ``steps_per_level`` and ``step_lr``
-    are used by annealed Langevin only. Every bad field is named in one ``ValueError``.
+    Model: ``channels`` (ScoreNet width, a multiple of 8), ``energy`` (the energy view) and
+    ``preconditioning`` (``"edm"`` or ``"noise"``, see :class:`~ebm_course.score_models.ScoreNet`).
+    Noise: levels between ``sigma_max`` and ``sigma_min`` (pixels in ``[-1, 1]``); training
+    draws them by ``noise_sampling``: ``"lognormal"``
+    (:func:`~ebm_course.score_models.lognormal_dsm_loss` with ``p_mean``, ``p_std``) or
+    ``"ladder"`` (uniformly from ``levels`` geometric levels,
+    :func:`~ebm_course.score_models.multi_level_dsm_loss`). Training: ``steps`` Adam steps
+    of ``batch_size`` images at ``lr`` (``cosine_decay``: down to 0 along a half cosine),
+    EMA ``ema_decay``, ``seed``. Sampling: ``sampler`` (one of :data:`SAMPLERS`) walks
+    ``levels`` levels down from ``sigma_max`` (:meth:`sampling_sigmas`): ``"heun"`` on the
+    schedule of :func:`~ebm_course.score_models.karras_levels` with ``rho`` and ``churn``
+    (:func:`~ebm_course.diffusion.heun_sampler`), the others on the geometric ladder;
+    ``snr`` is the predictor-corrector's (:func:`~ebm_course.diffusion.corrector_step`);
+    ``steps_per_level`` and ``step_lr`` are used by annealed Langevin only. Every bad field
+    is named in one ``ValueError``.
     """
 
     channels: int = 16
     energy: bool = False
+    preconditioning: str = "edm"
     sigma_max: float = 10.0
     sigma_min: float = 0.02
-    levels: int = 100
-    steps: int = 6000
+    levels: int = 18
+    noise_sampling: str = "lognormal"
+    p_mean: float = -1.2
+    p_std: float = 1.2
+    steps: int = 7000
     batch_size: int = 128
     lr: float = 2e-3
     cosine_decay: bool = True
     ema_decay: float = 0.999
     seed: int = 0
-    sampler: str = "predictor_corrector"
+    sampler: str = "heun"
+    rho: float = 7.0
+    churn: float = 0.0
     snr: float = 0.5
     steps_per_level: int = 3
     step_lr: float = 2e-5
@@ -119,8 +156,21 @@ class ScoreConfig:
             raise ValueError("invalid ScoreConfig: " + "; ".join(problems))
 
     def sigmas(self) -> torch.Tensor:
-        """The noise levels, largest first: float32 ``[levels]``."""
+        """The geometric ladder of noise levels, largest first: float32 ``[levels]``."""
         return noise_levels(self.sigma_max, self.sigma_min, self.levels)
+
+    def sampling_sigmas(self) -> torch.Tensor:
+        """The levels ``sampler`` walks down, largest first: float32 ``[levels]``."""
+        if self.sampler == "heun":
+            return karras_levels(self.sigma_max, self.sigma_min, self.levels, self.rho)
+        return self.sigmas()
+
+    def loss(self) -> Callable | None:
+        """The training loss for :func:`~ebm_course.score_models.fit_score_model`
+        (``None``: the ladder's :func:`~ebm_course.score_models.multi_level_dsm_loss`)."""
+        if self.noise_sampling == "ladder":
+            return None
+        return functools.partial(lognormal_dsm_loss, p_mean=self.p_mean, p_std=self.p_std)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -133,7 +183,7 @@ class ScoreConfig:
 
 def build_score_model(config: ScoreConfig) -> ScoreNet:
     """A fresh :class:`~ebm_course.score_models.ScoreNet` for ``config``."""
-    return ScoreNet(config.channels, energy=config.energy)
+    return ScoreNet(config.channels, energy=config.energy, preconditioning=config.preconditioning)
 
 
 def _learning_rate(config: ScoreConfig, step: int) -> float:
@@ -162,7 +212,7 @@ def _resume(path: Path, config: ScoreConfig, data: dict, device: torch.device) -
     saved = load_checkpoint(path, required=("format", "config", "model", "ema", "optimizer"))
     if saved["format"] != FORMAT:
         raise ValueError(f"{path} is not a score-model run (format {saved['format']!r})")
-    before = {**ScoreConfig().to_dict(), **saved["config"]}  # a field it lacks: the default
+    before = {**ScoreConfig().to_dict(), **LEGACY_FIELDS, **saved["config"]}
     changed = [
         key
         for key, value in config.to_dict().items()
@@ -252,6 +302,7 @@ def _train_segment(state: dict, config: ScoreConfig, images: torch.Tensor, size:
         state["model"],
         images,
         config.sigmas(),
+        loss=config.loss(),
         steps=min(size, config.steps - done),
         batch_size=config.batch_size,
         optimizer=optimizer,
@@ -273,7 +324,7 @@ def load_score_model(
     saved = load_checkpoint(path, map_location=map_location, required=("format", "config"))
     if saved["format"] not in (FORMAT, MODEL_FORMAT):
         raise ValueError(f"{path} is not a score model (format {saved['format']!r})")
-    config = ScoreConfig.from_dict(saved["config"])
+    config = ScoreConfig.from_dict({**LEGACY_FIELDS, **saved["config"]})
     model = build_score_model(config)
     model.load_state_dict(saved["ema"] if saved["format"] == FORMAT else saved["model"])
     return model.to(map_location).eval(), config
@@ -295,7 +346,7 @@ def sample_score_model(
     checks.positive_int("n", n)
     checks.positive_int("batch_size", batch_size)
     device = next(model.parameters()).device
-    sigmas = config.sigmas().to(device)
+    sigmas = config.sampling_sigmas().to(device)
     chunks = []
     for start in range(0, n, batch_size):
         shape = (min(batch_size, n - start), 1, 28, 28)
@@ -304,6 +355,9 @@ def sample_score_model(
             x = annealed_langevin(
                 model, x, sigmas, config.steps_per_level, config.step_lr, generator
             )
+        elif config.sampler == "heun":
+            x = prior_noise(shape, config.sigma_max, generator, device)
+            x = heun_sampler(model, x, sigmas, config.churn, generator)
         else:
             x = prior_noise(shape, config.sigma_max, generator, device)
             snr = config.snr if config.sampler == "predictor_corrector" else 0.0

@@ -1,5 +1,6 @@
 """Tests for ebm_course.score_models: noise-conditional score models on known answers."""
 
+import functools
 import math
 
 import pytest
@@ -7,11 +8,14 @@ import torch
 from torch import nn
 
 from ebm_course.score_models import (
+    SIGMA_DATA,
     OODScore,
     ScoreNet,
     annealed_langevin,
     ema_copy,
     fit_score_model,
+    karras_levels,
+    lognormal_dsm_loss,
     multi_level_dsm_loss,
     noise_levels,
     score_function,
@@ -81,6 +85,26 @@ def test_noise_levels_reject_bad_arguments(args, match):
         noise_levels(*args)
 
 
+def test_karras_levels_take_equal_steps_in_sigma_to_the_one_over_rho():
+    sigmas = karras_levels(80.0, 0.002, 18, rho=7.0)
+    assert sigmas.shape == (18,) and sigmas.dtype == torch.float32
+    assert sigmas[0].item() == pytest.approx(80.0) and sigmas[-1].item() == pytest.approx(0.002)
+    steps = sigmas.double().pow(1 / 7).diff()
+    assert torch.allclose(steps, steps[:1].expand_as(steps), rtol=1e-4)
+    assert (sigmas.diff() < 0).all()
+    # a large rho approaches the geometric ladder; rho 1 is evenly spaced
+    assert torch.allclose(karras_levels(10.0, 0.1, 6, 1e4), noise_levels(10.0, 0.1, 6), rtol=1e-3)
+    assert karras_levels(3.0, 1.0, 3, 1.0).tolist() == pytest.approx([3.0, 2.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    ("args", "match"), [((1.0, 0.1, 5, 0.0), "rho"), ((0.1, 1.0, 5, 7.0), "sigma_max >=")]
+)
+def test_karras_levels_reject_bad_arguments(args, match):
+    with pytest.raises(ValueError, match=match):
+        karras_levels(*args)
+
+
 # ----------------------------------------------------------------------- the DSM loss
 
 
@@ -93,6 +117,41 @@ def test_dsm_loss_matches_its_formula():
     noisy = x + sigma[:, None] * noise
     expected = 0.5 * (sigma[:, None] * exact_gaussian_score(noisy, sigma) + noise).pow(2).mean()
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_lognormal_dsm_loss_matches_its_formula():
+    x = gaussian_data(64)
+    loss = lognormal_dsm_loss(exact_gaussian_score, x, -1.0, 0.8, torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(1)
+    sigma = (-1.0 + 0.8 * torch.randn(64, generator=g)).exp()
+    noise = torch.randn(x.shape, generator=g)
+    noisy = x + sigma[:, None] * noise
+    per_example = 0.5 * (sigma[:, None] * exact_gaussian_score(noisy, sigma) + noise).pow(2)
+    expected = ((1 + sigma**2 / SIGMA_DATA**2) * per_example[:, 0]).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_lognormal_dsm_loss_is_lowest_at_the_noised_gaussian_score():
+    """On the same draws of levels and noise, the exact score of N(MU, STD^2 + sigma^2)
+    beats every nearby score of the same form, -(x - m) / (v + sigma^2), at all levels."""
+    x = gaussian_data(200_000)
+
+    def loss_at(m: float, v: float) -> float:
+        def score(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            return -(x - m) / (v + sigma[:, None] ** 2)
+
+        return lognormal_dsm_loss(score, x, generator=torch.Generator().manual_seed(3)).item()
+
+    best = loss_at(MU, STD**2)
+    for m, v in [(MU + 0.05, STD**2), (MU - 0.05, STD**2), (MU, 1.2 * STD**2), (MU, 0.8 * STD**2)]:
+        assert loss_at(m, v) > best
+
+
+def test_lognormal_dsm_loss_rejects_bad_options():
+    with pytest.raises(ValueError, match="p_std"):
+        lognormal_dsm_loss(exact_gaussian_score, gaussian_data(4), p_std=0.0)
+    with pytest.raises(TypeError, match="p_mean"):
+        lognormal_dsm_loss(exact_gaussian_score, gaussian_data(4), p_mean="low")
 
 
 class LinearScore:
@@ -268,6 +327,32 @@ def test_dsm_loss_trains_scorenet_in_both_views():
         assert all(p.grad is not None for p in model.parameters())
 
 
+def test_edm_preconditioning_wires_the_network_in_as_karras_et_al():
+    """With the network F silenced (last convolution zero), the denoiser is c_skip x, so the
+    predicted noise (x - D) / sigma is sigma x / (sigma^2 + sigma_d^2); the "noise" view
+    predicts no noise at all. With F on, D = c_skip x + c_out F(c_in x)."""
+    torch.manual_seed(0)
+    model = ScoreNet(8, preconditioning="edm")
+    x, sigma = torch.rand(3, 1, 28, 28) * 2 - 1, torch.tensor([0.05, 0.5, 5.0])
+    spread = (sigma**2 + SIGMA_DATA**2).sqrt()[:, None, None, None]
+    s = sigma[:, None, None, None]
+    denoised = x - s * model.predict_noise(x, sigma)
+    c_skip, c_out = SIGMA_DATA**2 / spread**2, s * SIGMA_DATA / spread
+    expected = c_skip * x + c_out * model.network(x / spread, sigma)
+    assert torch.allclose(denoised, expected, atol=1e-5)
+    last = model.conv_out[-1]
+    nn.init.zeros_(last.weight), nn.init.zeros_(last.bias)
+    assert torch.allclose(model.predict_noise(x, sigma), s * x / spread**2, atol=1e-6)
+    plain = ScoreNet(8, preconditioning="noise")
+    nn.init.zeros_(plain.conv_out[-1].weight), nn.init.zeros_(plain.conv_out[-1].bias)
+    assert plain.predict_noise(x, sigma).abs().max().item() == 0.0
+
+
+def test_scorenet_rejects_an_unknown_preconditioning():
+    with pytest.raises(ValueError, match="preconditioning must be one of"):
+        ScoreNet(8, preconditioning="vp")
+
+
 @pytest.mark.parametrize("channels", [4, 12, 8.0, True])
 def test_scorenet_rejects_bad_channels(channels):
     with pytest.raises(ValueError, match="channels"):
@@ -294,6 +379,37 @@ def test_fit_score_model_rejects_bad_arguments():
         fit_score_model(model, images, [0.5, -1.0], steps=1, batch_size=5)
     with pytest.raises(ValueError, match="images must be"):
         fit_score_model(model, torch.zeros(10), SIGMAS, steps=1, batch_size=5)
+    with pytest.raises(ValueError, match="needs sigmas"):
+        fit_score_model(model, images, None, steps=1, batch_size=5)
+    with pytest.raises(ValueError, match="loss must be callable"):
+        fit_score_model(model, images, None, loss="edm", steps=1, batch_size=5)
+
+
+def test_fit_with_the_lognormal_loss_learns_the_gaussian_score():
+    """A score of the form -(x - m) / (v + sigma^2) trained on the log-normal loss finds
+    the data's mean and variance."""
+
+    class GaussianFamily(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.m, self.log_v = nn.Parameter(torch.tensor(0.0)), nn.Parameter(torch.tensor(0.0))
+
+        def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+            return -(x - self.m) / (self.log_v.exp() + sigma[:, None] ** 2)
+
+    model = GaussianFamily()
+    fit_score_model(
+        model,
+        gaussian_data(20_000),
+        None,
+        loss=functools.partial(lognormal_dsm_loss, p_mean=-1.0, p_std=1.0),
+        steps=400,
+        batch_size=512,
+        lr=0.05,
+        generator=torch.Generator().manual_seed(5),
+    )
+    assert model.m.item() == pytest.approx(MU, abs=0.03)
+    assert model.log_v.exp().item() == pytest.approx(STD**2, rel=0.1)
 
 
 def test_fit_score_model_calls_back_every_step_and_is_reproducible():

@@ -14,7 +14,7 @@ from ebm_course.classifier import MNISTClassifier
 from ebm_course.cli import main
 from ebm_course.data import MNISTSample, to_tensors
 from ebm_course.metrics import judge_samples
-from ebm_course.score_models import ScoreNet
+from ebm_course.score_models import ScoreNet, karras_levels, lognormal_dsm_loss, noise_levels
 from ebm_course.score_training import (
     SAMPLERS,
     ScoreConfig,
@@ -43,6 +43,35 @@ def test_config_defaults_are_the_shipped_recipe_and_round_trip():
     assert sigmas[-1].item() == pytest.approx(config.sigma_min)
 
 
+def test_config_picks_the_sampling_levels_and_the_loss():
+    config = ScoreConfig(sigma_max=10.0, sigma_min=0.02, levels=18, sampler="heun", rho=7.0)
+    assert torch.allclose(config.sampling_sigmas(), karras_levels(10.0, 0.02, 18, 7.0))
+    ladder = dataclasses.replace(config, sampler="predictor_corrector")
+    assert torch.allclose(ladder.sampling_sigmas(), noise_levels(10.0, 0.02, 18))
+    lognormal = config.loss()
+    assert lognormal.func is lognormal_dsm_loss and lognormal.keywords == {
+        "p_mean": config.p_mean,
+        "p_std": config.p_std,
+    }
+    assert dataclasses.replace(config, noise_sampling="ladder").loss() is None
+
+
+def test_a_saved_config_from_before_the_preconditioning_field_loads_as_it_was_made(
+    tmp_path: Path, images: torch.Tensor
+):
+    """The first shipped recipe had no preconditioning / noise_sampling fields: it was the
+    noise-predicting network trained on the ladder, and must load as such."""
+    config = ScoreConfig(**TINY, preconditioning="noise", noise_sampling="ladder")
+    train_score_run(config, images, tmp_path, checkpoint_every=3)
+    saved = torch.load(tmp_path / "score_model.pt", weights_only=True)
+    for key in ("preconditioning", "noise_sampling", "rho", "churn"):
+        del saved["config"][key]
+    torch.save(saved, tmp_path / "old.pt")
+    model, loaded = load_score_model(tmp_path / "old.pt")
+    assert (loaded.preconditioning, loaded.noise_sampling) == ("noise", "ladder")
+    assert model.preconditioning == "noise"
+
+
 def test_config_names_every_bad_field_at_once():
     with pytest.raises(ValueError) as err:
         ScoreConfig(channels=12, lr=-1.0, ema_decay=1.0, sampler="euler", steps=0)
@@ -56,6 +85,10 @@ def test_config_names_every_bad_field_at_once():
         ({"sigma_min": 5.0, "sigma_max": 1.0}, "sigma_min 5.0 exceeds"),
         ({"levels": 1}, "levels = 1"),
         ({"energy": "no"}, "energy"),
+        ({"preconditioning": "vp"}, "preconditioning must be one of"),
+        ({"noise_sampling": "uniform"}, "noise_sampling must be one of"),
+        ({"churn": 0.5}, "churn"),
+        ({"p_std": 0.0}, "p_std"),
         ({"colour": 1}, "unknown ScoreConfig fields"),
     ],
 )
@@ -117,8 +150,11 @@ def test_resume_refuses_other_data(tmp_path: Path, images: torch.Tensor):
         train_score_run(config, images[32:], tmp_path)
 
 
-def test_training_lowers_the_loss_and_the_lr_decays_to_zero(tmp_path: Path, images: torch.Tensor):
-    config = ScoreConfig(**{**TINY, "steps": 60, "lr": 3e-3})
+@pytest.mark.parametrize("noise_sampling", ["lognormal", "ladder"])
+def test_training_lowers_the_loss_and_the_lr_decays_to_zero(
+    tmp_path: Path, images: torch.Tensor, noise_sampling: str
+):
+    config = ScoreConfig(**{**TINY, "steps": 60, "lr": 3e-3}, noise_sampling=noise_sampling)
     history = train_score_run(config, images, tmp_path, checkpoint_every=30)
     first, last = sum(history["loss"][:10]) / 10, sum(history["loss"][-10:]) / 10
     assert last < 0.8 * first
@@ -128,8 +164,9 @@ def test_training_lowers_the_loss_and_the_lr_decays_to_zero(tmp_path: Path, imag
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_samples_are_images_in_range_and_reproducible(sampler: str):
-    config = ScoreConfig(levels=4, sigma_max=2.0, sigma_min=0.1, sampler=sampler)
-    model = ScoreNet(8).eval()
+    churn = 0.2 if sampler == "heun" else 0.0
+    config = ScoreConfig(levels=4, sigma_max=2.0, sigma_min=0.1, sampler=sampler, churn=churn)
+    model = ScoreNet(8, preconditioning="edm").eval()
     a = sample_score_model(model, config, 5, torch.Generator().manual_seed(3), batch_size=2)
     b = sample_score_model(model, config, 5, torch.Generator().manual_seed(3), batch_size=2)
     assert a.shape == (5, 1, 28, 28)
