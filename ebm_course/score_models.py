@@ -152,6 +152,29 @@ class _ResBlock(nn.Module):
         return h + self.skip(x)
 
 
+class _SelfAttention(nn.Module):
+    """Multi-head self-attention over the pixels of a small feature map, with GroupNorm
+    before and a residual connection: ``[B, C, H, W]`` -> ``[B, C, H, W]``. At 7x7 pixels
+    every position sees every other, which a stack of 3x3 convolutions only reaches after
+    many layers: the global shape of a digit. Written out (not a fused kernel) so that the
+    energy view can differentiate it twice."""
+
+    def __init__(self, channels: int, heads: int = 4) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(8, channels)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.out = nn.Linear(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        tokens = self.norm(x).flatten(2).transpose(1, 2)  # [B, H*W, C]
+        q, k, v = self.qkv(tokens).view(b, h * w, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        weights = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(dim=-1)
+        mixed = (weights @ v).transpose(1, 2).reshape(b, h * w, c)  # [B, H*W, C]
+        return x + self.out(mixed).transpose(1, 2).reshape(b, c, h, w)
+
+
 class ScoreNet(nn.Module):
     r"""A small noise-conditional U-Net for 28x28 images, in either view.
 
@@ -187,6 +210,8 @@ class ScoreNet(nn.Module):
         channels: width ``c`` at 28 pixels, a multiple of 8 (``c = 16``: 0.21 M parameters).
         energy: return the energy-view score ``f`` ``[B]`` instead of the score function.
         preconditioning: ``"noise"`` or ``"edm"`` (above).
+        middle_blocks: extra residual blocks at 7 x 7 pixels (``>= 0``).
+        attention: a self-attention layer at 7 x 7 pixels, after the first block there.
 
     Input: ``x`` ``[B, 1, 28, 28]`` (pixels in about ``[-1, 1]``, plus noise), ``sigma`` ``[B]``
     or a number, ``> 0``.
@@ -195,10 +220,17 @@ class ScoreNet(nn.Module):
     PRECONDITIONINGS = ("noise", "edm")
 
     def __init__(
-        self, channels: int = 16, energy: bool = False, preconditioning: str = "noise"
+        self,
+        channels: int = 16,
+        energy: bool = False,
+        preconditioning: str = "noise",
+        middle_blocks: int = 0,
+        attention: bool = False,
     ) -> None:
         super().__init__()
         checks.one_of("preconditioning", preconditioning, self.PRECONDITIONINGS)
+        checks.positive_int("middle_blocks", middle_blocks, minimum=0, maximum=64)
+        checks.boolean("attention", attention)
         if (
             isinstance(channels, bool)
             or not isinstance(channels, int)
@@ -215,6 +247,9 @@ class ScoreNet(nn.Module):
         self.block1 = _ResBlock(2 * c, 2 * c, d)
         self.down2 = nn.Conv2d(2 * c, 4 * c, 3, stride=2, padding=1)  # 14 -> 7
         self.block2 = _ResBlock(4 * c, 4 * c, d)
+        # optional extra capacity at 7 x 7, where the digit's overall shape is decided
+        self.attention = _SelfAttention(4 * c) if attention else None
+        self.middle = nn.ModuleList(_ResBlock(4 * c, 4 * c, d) for _ in range(middle_blocks))
         self.block3 = _ResBlock(6 * c, 2 * c, d)  # 14 x 14, with the skip from block1
         self.up = nn.Conv2d(3 * c, c, 3, padding=1)  # 28 x 28, with the skip from conv_in
         self.conv_out = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, 1, 3, padding=1))
@@ -241,6 +276,10 @@ class ScoreNet(nn.Module):
         h0 = self.conv_in(x)  # [B, c, 28, 28]
         h1 = self.block1(self.down1(h0), e)  # [B, 2c, 14, 14]
         h = self.block2(self.down2(h1), e)  # [B, 4c, 7, 7]
+        if self.attention is not None:
+            h = self.attention(h)
+        for block in self.middle:
+            h = block(h, e)
         h = self.block3(torch.cat([F.interpolate(h, scale_factor=2.0), h1], dim=1), e)
         h = self.up(torch.cat([F.interpolate(h, scale_factor=2.0), h0], dim=1))
         return self.conv_out(h)

@@ -57,7 +57,12 @@ NOISE_SAMPLINGS = ("lognormal", "ladder")
 #: Fields that only say how to sample: a run may resume with other values.
 SAMPLING_FIELDS = ("sampler", "rho", "churn", "snr", "steps_per_level", "step_lr")
 #: What a config saved before a field existed meant by it (the first shipped model's recipe).
-LEGACY_FIELDS = {"preconditioning": "noise", "noise_sampling": "ladder"}
+LEGACY_FIELDS = {
+    "preconditioning": "noise",
+    "noise_sampling": "ladder",
+    "middle_blocks": 0,
+    "attention": False,
+}
 FORMAT = "ebm_course.score_run.v1"  # the tag a run's last.pt carries
 MODEL_FORMAT = "ebm_course.score_model.v1"  # ... and its score_model.pt
 
@@ -82,6 +87,8 @@ _FIELD_CHECKS = {
     "channels": _channels,
     "energy": checks.boolean,
     "preconditioning": lambda name, value: checks.one_of(name, value, ScoreNet.PRECONDITIONINGS),
+    "middle_blocks": functools.partial(checks.positive_int, minimum=0, maximum=64),
+    "attention": checks.boolean,
     "noise_sampling": lambda name, value: checks.one_of(name, value, NOISE_SAMPLINGS),
     "p_mean": _real(-20.0, 20.0, open_low=False),
     "p_std": _real(0.0, 20.0),
@@ -107,8 +114,9 @@ _FIELD_CHECKS = {
 class ScoreConfig:
     """Everything that defines a score-model run and how it samples.
 
-    Model: ``channels`` (ScoreNet width, a multiple of 8), ``energy`` (the energy view) and
-    ``preconditioning`` (``"edm"`` or ``"noise"``, see :class:`~ebm_course.score_models.ScoreNet`).
+    Model: ``channels`` (ScoreNet width, a multiple of 8), ``energy`` (the energy view),
+    ``preconditioning`` (``"edm"`` or ``"noise"``), ``middle_blocks`` and ``attention`` (extra
+    capacity at 7 x 7 pixels; see :class:`~ebm_course.score_models.ScoreNet`).
     Noise: levels between ``sigma_max`` and ``sigma_min`` (pixels in ``[-1, 1]``); training
     draws them by ``noise_sampling``: ``"lognormal"``
     (:func:`~ebm_course.score_models.lognormal_dsm_loss` with ``p_mean``, ``p_std``) or
@@ -127,13 +135,15 @@ class ScoreConfig:
     channels: int = 16
     energy: bool = False
     preconditioning: str = "edm"
+    middle_blocks: int = 2
+    attention: bool = True
     sigma_max: float = 10.0
     sigma_min: float = 0.02
     levels: int = 18
     noise_sampling: str = "lognormal"
     p_mean: float = -1.2
     p_std: float = 1.2
-    steps: int = 7000
+    steps: int = 6000
     batch_size: int = 128
     lr: float = 2e-3
     cosine_decay: bool = True
@@ -183,7 +193,13 @@ class ScoreConfig:
 
 def build_score_model(config: ScoreConfig) -> ScoreNet:
     """A fresh :class:`~ebm_course.score_models.ScoreNet` for ``config``."""
-    return ScoreNet(config.channels, energy=config.energy, preconditioning=config.preconditioning)
+    return ScoreNet(
+        config.channels,
+        energy=config.energy,
+        preconditioning=config.preconditioning,
+        middle_blocks=config.middle_blocks,
+        attention=config.attention,
+    )
 
 
 def _learning_rate(config: ScoreConfig, step: int) -> float:

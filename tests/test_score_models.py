@@ -348,6 +348,23 @@ def test_edm_preconditioning_wires_the_network_in_as_karras_et_al():
     assert plain.predict_noise(x, sigma).abs().max().item() == 0.0
 
 
+def test_the_middle_of_scorenet_is_optional_and_keeps_shapes():
+    """Extra blocks and attention at 7 x 7 add parameters, keep every shape, and a network
+    without them has exactly the first shipped model's parameter names."""
+    plain, wide = ScoreNet(8), ScoreNet(8, middle_blocks=2, attention=True)
+    assert sum(p.numel() for p in wide.parameters()) > sum(p.numel() for p in plain.parameters())
+    assert not any(k.startswith(("middle", "attention")) for k in plain.state_dict())
+    x = torch.rand(3, 1, 28, 28) * 2 - 1
+    out = wide(x, torch.full((3,), 0.5))
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="middle_blocks"):
+        ScoreNet(8, middle_blocks=-1)
+    # the energy view differentiates the attention twice (score, then the loss's gradient)
+    energy = ScoreNet(8, energy=True, middle_blocks=1, attention=True)
+    multi_level_dsm_loss(energy, x, SIGMAS).backward()
+    assert all(p.grad is not None for p in energy.parameters())
+
+
 def test_scorenet_rejects_an_unknown_preconditioning():
     with pytest.raises(ValueError, match="preconditioning must be one of"):
         ScoreNet(8, preconditioning="vp")

@@ -61,10 +61,12 @@ def test_a_saved_config_from_before_the_preconditioning_field_loads_as_it_was_ma
 ):
     """The first shipped recipe had no preconditioning / noise_sampling fields: it was the
     noise-predicting network trained on the ladder, and must load as such."""
-    config = ScoreConfig(**TINY, preconditioning="noise", noise_sampling="ladder")
+    config = ScoreConfig(
+        **TINY, preconditioning="noise", noise_sampling="ladder", middle_blocks=0, attention=False
+    )
     train_score_run(config, images, tmp_path, checkpoint_every=3)
     saved = torch.load(tmp_path / "score_model.pt", weights_only=True)
-    for key in ("preconditioning", "noise_sampling", "rho", "churn"):
+    for key in ("preconditioning", "noise_sampling", "middle_blocks", "attention", "rho", "churn"):
         del saved["config"][key]
     torch.save(saved, tmp_path / "old.pt")
     model, loaded = load_score_model(tmp_path / "old.pt")
@@ -89,6 +91,8 @@ def test_config_names_every_bad_field_at_once():
         ({"noise_sampling": "uniform"}, "noise_sampling must be one of"),
         ({"churn": 0.5}, "churn"),
         ({"p_std": 0.0}, "p_std"),
+        ({"middle_blocks": -1}, "middle_blocks"),
+        ({"attention": 1}, "attention"),
         ({"colour": 1}, "unknown ScoreConfig fields"),
     ],
 )

@@ -1,7 +1,8 @@
 """Package a finished ``train-score`` run as the shipped score model, with its model card.
 
-    python tools/ship_score_model.py RUN_DIR --command TEXT [--sampler NAME --snr R]
-        [--sampler-choice TEXT] [--limitation TEXT ...]
+    python tools/ship_score_model.py RUN_DIR --command TEXT [--sampler NAME --snr R
+        --churn G --levels N] [--sampler-choice TEXT] [--previous OLD_CARD.json]
+        [--limitation TEXT ...]
 
 Reads RUN_DIR/score_model.pt, sets the sampler (chosen beforehand on training data), picks
 the noise level of the OOD detector on training data
@@ -25,7 +26,7 @@ from ebm_course.checkpoint import load_checkpoint, save_atomic
 from ebm_course.data import load_fashion_mnist, load_mnist, to_tensors
 from ebm_course.metrics import auroc, evaluate, format_table, scores
 from ebm_course.score_models import OODScore
-from ebm_course.score_training import evaluate_score_model, load_score_model
+from ebm_course.score_training import ScoreConfig, evaluate_score_model, load_score_model
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "ebm_course" / "pretrained"
@@ -45,12 +46,54 @@ def pick_ood_sigma(model: torch.nn.Module) -> tuple[float, dict[str, float]]:
     return best, found
 
 
+def describe_sampler(config: ScoreConfig) -> str:
+    """One line on how the shipped config samples."""
+    start = f"from N(0, {config.sigma_max:g}^2 I)"
+    if config.sampler == "heun":
+        return (
+            f"Heun's method on the probability-flow ODE (Karras et al. 2022; churn "
+            f"{config.churn:g}) down {config.levels} levels of their schedule (rho "
+            f"{config.rho:g}) {start}, {2 * config.levels - 1} network calls"
+        )
+    if config.sampler == "predictor_corrector":
+        return (
+            f"predictor-corrector (Song et al. 2021; snr {config.snr:g}) down "
+            f"{config.levels} geometric levels {start}, {2 * config.levels - 1} network calls"
+        )
+    return f"{config.sampler.replace('_', ' ')} down {config.levels} geometric levels {start}"
+
+
+PREVIOUS_KEYS = (
+    "frechet_classifier_distance",
+    "class_entropy",
+    "malformed_fraction",
+    "auroc_fashion_mnist",
+    "sample_seconds",
+)
+
+
+def previous_model(card: dict) -> dict:
+    """The replaced model in brief: its recipe, training time and main test figures."""
+    scored = card["metrics"]["score model"]
+    return {
+        "config": card["config"],
+        "train_seconds": card["train_seconds"],
+        "sampling": card["sampling"].split(". ")[0],
+        "metrics": {key: scored[key] for key in PREVIOUS_KEYS},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path)
     parser.add_argument("--command", required=True, help="the exact training command")
     parser.add_argument("--sampler", default=None, help="the sampler to ship (default: the run's)")
     parser.add_argument("--snr", type=float, default=None, help="the corrector's snr")
+    parser.add_argument("--churn", type=float, default=None, help="Heun's churn")
+    parser.add_argument("--levels", type=int, default=None, help="sampling levels")
+    parser.add_argument(
+        "--previous", type=Path, help="the card of the model this one replaces (kept in brief)"
+    )
     parser.add_argument("--sampler-choice", default="", help="how the sampler was chosen")
     parser.add_argument("--limitation", action="append", default=[])
     parser.add_argument("--threads", type=int, default=2)
@@ -59,8 +102,8 @@ def main() -> None:
 
     source = args.run / "score_model.pt"
     model, config = load_score_model(source)
-    sampling = {"sampler": args.sampler or config.sampler, "snr": args.snr or config.snr}
-    config = dataclasses.replace(config, **sampling)
+    chosen = {"sampler": args.sampler, "snr": args.snr, "churn": args.churn, "levels": args.levels}
+    config = dataclasses.replace(config, **{k: v for k, v in chosen.items() if v is not None})
     shipped = load_checkpoint(source, required=("history",))
     history = shipped["history"]
     sigma, by_sigma = pick_ood_sigma(model)
@@ -84,9 +127,8 @@ def main() -> None:
         "device": "cpu",
         "cpu": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
         "torch": torch.__version__,
-        "sampling": f"{config.sampler.replace('_', ' ')} (snr {config.snr:g}) down the "
-        f"{config.levels} training levels from N(0, {config.sigma_max:g}^2 I); samples "
-        f"clamped to [-1, 1]. {args.sampler_choice}".strip(),
+        "sampling": f"{describe_sampler(config)}; samples clamped to [-1, 1]. "
+        f"{args.sampler_choice}".strip(),
         "ood": f"OODScore at sigma {sigma:g}, -1/2 ||predicted noise||^2, chosen among "
         f"{list(CANDIDATE_SIGMAS)} by the AUROC of 2,000 MNIST train against 2,000 "
         "FashionMNIST train images ("
@@ -95,6 +137,8 @@ def main() -> None:
         "metrics": metrics,
         "limitations": args.limitation,
     }
+    if args.previous is not None:
+        card["previous_model"] = previous_model(json.loads(args.previous.read_text()))
     (OUT / "mnist_score.json").write_text(json.dumps(card, indent=2) + "\n")
     print(f"wrote {OUT / 'mnist_score.pt'} and mnist_score.json")
 

@@ -221,6 +221,29 @@ def model_card_markdown(name: str = "mnist") -> str:
     return "\n".join(lines)
 
 
+def _previous_model(previous: dict | None) -> list[str]:
+    """The section on the model a score card's model replaced (none if there was none)."""
+    if not previous:
+        return []
+    config, scored = previous["config"], previous["metrics"]
+    recipe = ", ".join(
+        f"{key} {config[key]}"
+        for key in ("channels", "preconditioning", "noise_sampling", "levels", "steps")
+        if key in config
+    )
+    return [
+        "## The model this one replaced",
+        "",
+        f"Recipe: {recipe}; {previous['train_seconds'] / 60:.0f} min of training; sampled by "
+        f"{previous['sampling']}. On the same test evaluation: Frechet distance "
+        f"{scored['frechet_classifier_distance']:.1f}, class entropy "
+        f"{scored['class_entropy']:.3f}, malformed share {scored['malformed_fraction']:.3f}, "
+        f"AUROC FashionMNIST {scored['auroc_fashion_mnist']:.4f}, "
+        f"{scored['sample_seconds']:.0f} s to sample 1,000 images.",
+        "",
+    ]
+
+
 def _score_card_markdown(name: str) -> str:
     """:func:`model_card_markdown` for a score model (``name`` in :data:`SCORE_MODELS`)."""
     card = model_card(name)
@@ -266,12 +289,14 @@ def _score_card_markdown(name: str) -> str:
         + " |",
         "",
         *_limitations(card.get("limitations", [])),
+        *_previous_model(card.get("previous_model")),
         *_config_table(card["config"]),
         "## Attribution",
         "",
         "Noise-conditional score networks and annealed Langevin dynamics: Song & Ermon (2019, "
-        "2020); the reverse-diffusion sampler: Song et al. (2021), Ho et al. (2020). MNIST is by "
-        "LeCun, Cortes and Burges (CC BY-SA 3.0).",
+        "2020); the reverse-diffusion sampler: Song et al. (2021), Ho et al. (2020); the "
+        "preconditioning, the log-normal noise levels and Heun's sampler: Karras et al. "
+        "(2022). MNIST is by LeCun, Cortes and Burges (CC BY-SA 3.0).",
         "",
     ]
     return "\n".join(lines)
