@@ -26,7 +26,12 @@ from ebm_course.checkpoint import load_checkpoint, save_atomic
 from ebm_course.data import load_fashion_mnist, load_mnist, to_tensors
 from ebm_course.metrics import auroc, evaluate, format_table, scores
 from ebm_course.score_models import OODScore
-from ebm_course.score_training import ScoreConfig, evaluate_score_model, load_score_model
+from ebm_course.score_training import (
+    LEGACY_FIELDS,
+    ScoreConfig,
+    evaluate_score_model,
+    load_score_model,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "ebm_course" / "pretrained"
@@ -68,6 +73,9 @@ PREVIOUS_KEYS = (
     "class_entropy",
     "malformed_fraction",
     "auroc_fashion_mnist",
+    "auroc_tiny",
+    "auroc_flipped",
+    "ood_sigma",
     "sample_seconds",
 )
 
@@ -76,9 +84,9 @@ def previous_model(card: dict) -> dict:
     """The replaced model in brief: its recipe, training time and main test figures."""
     scored = card["metrics"]["score model"]
     return {
-        "config": card["config"],
+        "config": {**LEGACY_FIELDS, **card["config"]},
         "train_seconds": card["train_seconds"],
-        "sampling": card["sampling"].split(". ")[0],
+        "sampling": card["sampling"].split("; samples clamped")[0],
         "metrics": {key: scored[key] for key in PREVIOUS_KEYS},
     }
 

@@ -238,7 +238,14 @@ def _previous_model(previous: dict | None) -> list[str]:
         f"{previous['sampling']}. On the same test evaluation: Frechet distance "
         f"{scored['frechet_classifier_distance']:.1f}, class entropy "
         f"{scored['class_entropy']:.3f}, malformed share {scored['malformed_fraction']:.3f}, "
-        f"AUROC FashionMNIST {scored['auroc_fashion_mnist']:.4f}, "
+        f"AUROC FashionMNIST {scored['auroc_fashion_mnist']:.4f}"
+        + (
+            f", shrunken digits {scored['auroc_tiny']:.4f}, flipped digits "
+            f"{scored['auroc_flipped']:.4f} (detector at sigma {scored['ood_sigma']:g})"
+            if "auroc_tiny" in scored
+            else ""
+        )
+        + ", "
         f"{scored['sample_seconds']:.0f} s to sample 1,000 images.",
         "",
     ]
