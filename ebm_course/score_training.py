@@ -128,8 +128,9 @@ class ScoreConfig:
     schedule of :func:`~ebm_course.score_models.karras_levels` with ``rho`` and ``churn``
     (:func:`~ebm_course.diffusion.heun_sampler`), the others on the geometric ladder;
     ``snr`` is the predictor-corrector's (:func:`~ebm_course.diffusion.corrector_step`);
-    ``steps_per_level`` and ``step_lr`` are used by annealed Langevin only. Every bad field
-    is named in one ``ValueError``.
+    ``steps_per_level`` and ``step_lr`` are used by annealed Langevin only (with log-normal
+    training, ``levels`` matters for sampling only). The defaults are the shipped model's
+    config. Every bad field is named in one ``ValueError``.
     """
 
     channels: int = 16
@@ -139,7 +140,7 @@ class ScoreConfig:
     attention: bool = True
     sigma_max: float = 10.0
     sigma_min: float = 0.02
-    levels: int = 18
+    levels: int = 100
     noise_sampling: str = "lognormal"
     p_mean: float = -1.2
     p_std: float = 1.2
@@ -149,7 +150,7 @@ class ScoreConfig:
     cosine_decay: bool = True
     ema_decay: float = 0.999
     seed: int = 0
-    sampler: str = "heun"
+    sampler: str = "predictor_corrector"
     rho: float = 7.0
     churn: float = 0.0
     snr: float = 0.5

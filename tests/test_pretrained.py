@@ -74,7 +74,10 @@ def test_the_shipped_score_model_loads_and_samples_digits_like_images():
 
 
 def test_score_card_has_what_reproduces_the_model_and_its_book_page():
+    from ebm_course.score_training import ScoreConfig
+
     card = pretrained.model_card("mnist_score")
+    assert card["config"] == ScoreConfig().to_dict()  # its command: ScoreConfig's defaults
     for key in ("command", "config", "data", "steps", "train_seconds", "device", "torch"):
         assert card[key], key
     assert "train-score" in card["command"]
