@@ -29,11 +29,11 @@ import time
 from collections.abc import Callable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from . import checks
+from ._score_net import SIGMA_DATA, ScoreNet, _expand
 from .utils import evaluation_mode
 
 __all__ = [
@@ -54,10 +54,6 @@ __all__ = [
 ScoreModel = nn.Module | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Sigmas = torch.Tensor | Sequence[float]
 DSMLoss = Callable[[nn.Module, torch.Tensor, torch.Generator | None], torch.Tensor]
-
-#: The spread of the data that Karras et al.'s (2022) preconditioning assumes (their
-#: ``sigma_data``): about the pixel standard deviation of images in ``[-1, 1]``.
-SIGMA_DATA = 0.5
 
 
 def check_batch(x: torch.Tensor, name: str = "x") -> None:
@@ -82,11 +78,6 @@ def as_sigmas(sigmas: Sigmas, like: torch.Tensor, decreasing: bool = False) -> t
     if decreasing and (values[1:] >= values[:-1]).any():
         raise ValueError(f"sigmas must decrease strictly (largest first), got {values.tolist()}")
     return values.to(device=like.device, dtype=like.dtype)
-
-
-def _expand(sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Per-example ``sigma`` ``[B]`` reshaped to broadcast against ``x``: ``[B, 1, ...]``."""
-    return sigma.view(-1, *([1] * (x.dim() - 1)))
 
 
 def noise_levels(sigma_max: float, sigma_min: float, n: int) -> torch.Tensor:
@@ -129,168 +120,6 @@ def karras_levels(sigma_max: float, sigma_min: float, n: int, rho: float = 7.0) 
     steps = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
     top, bottom = sigma_max ** (1 / rho), sigma_min ** (1 / rho)
     return (top + steps * (bottom - top)).pow(rho).float()
-
-
-class _ResBlock(nn.Module):
-    """Two 3x3 convolutions with GroupNorm and SiLU, the noise level as FiLM on the second
-    norm (``(1 + scale) * norm(h) + shift``), and a residual connection.
-    ``[B, c_in, H, W]`` and embedding ``[B, D]`` -> ``[B, c_out, H, W]``."""
-
-    def __init__(self, c_in: int, c_out: int, embed_dim: int) -> None:
-        super().__init__()
-        self.norm1 = nn.GroupNorm(8, c_in)
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.film = nn.Linear(embed_dim, 2 * c_out)
-        self.norm2 = nn.GroupNorm(8, c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
-        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
-
-    def forward(self, x: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        scale, shift = self.film(embedding)[:, :, None, None].chunk(2, dim=1)
-        h = self.conv2(F.silu(self.norm2(h) * (1 + scale) + shift))
-        return h + self.skip(x)
-
-
-class _SelfAttention(nn.Module):
-    """Multi-head self-attention over the pixels of a small feature map, with GroupNorm
-    before and a residual connection: ``[B, C, H, W]`` -> ``[B, C, H, W]``. At 7x7 pixels
-    every position sees every other, which a stack of 3x3 convolutions only reaches after
-    many layers: the global shape of a digit. Written out (not a fused kernel) so that the
-    energy view can differentiate it twice."""
-
-    def __init__(self, channels: int, heads: int = 4) -> None:
-        super().__init__()
-        self.heads = heads
-        self.norm = nn.GroupNorm(8, channels)
-        self.qkv = nn.Linear(channels, 3 * channels)
-        self.out = nn.Linear(channels, channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c, h, w = x.shape
-        tokens = self.norm(x).flatten(2).transpose(1, 2)  # [B, H*W, C]
-        q, k, v = self.qkv(tokens).view(b, h * w, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        weights = (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(dim=-1)
-        mixed = (weights @ v).transpose(1, 2).reshape(b, h * w, c)  # [B, H*W, C]
-        return x + self.out(mixed).transpose(1, 2).reshape(b, c, h, w)
-
-
-class ScoreNet(nn.Module):
-    r"""A small noise-conditional U-Net for 28x28 images, in either view.
-
-    Its core is a noise predictor :math:`\hat\varepsilon(x, \sigma)` ``[B, 1, 28, 28]``
-    built around a network :math:`F`: ``c, 2c, 4c`` channels at 28, 14 and 7 pixels (residual
-    blocks at 14 and 7 pixels, single convolutions at 28, which keeps it cheap on a CPU),
-    conditioned on :math:`\log\sigma` by an MLP embedding that scales and shifts each
-    block's features. ``preconditioning`` says how :math:`F` is wired in:
-
-    - ``"noise"`` (NCSN, DDPM): :math:`\hat\varepsilon = F(x / \sqrt{1 + \sigma^2})`. The
-      denoised image :math:`D = x - \sigma\hat\varepsilon` then carries :math:`F`'s error
-      times :math:`\sigma`: at :math:`\sigma = 10` a small error in the noise is a large one
-      in the image.
-    - ``"edm"`` (Karras et al. 2022): :math:`D = c_\text{skip} x + c_\text{out}
-      F(c_\text{in} x)` with :math:`c_\text{in} = 1/\sqrt{\sigma^2 + \sigma_d^2}`,
-      :math:`c_\text{skip} = \sigma_d^2 / (\sigma^2 + \sigma_d^2)`,
-      :math:`c_\text{out} = \sigma\sigma_d / \sqrt{\sigma^2 + \sigma_d^2}`
-      (:math:`\sigma_d` = :data:`SIGMA_DATA`), and :math:`\hat\varepsilon = (x - D)/\sigma`:
-      at small :math:`\sigma` the network predicts the noise, at large :math:`\sigma` the
-      image, and its input and target have unit variance at every level.
-
-    - ``energy=False`` (direct, as NCSNv2): the score function
-      :math:`s(x, \sigma) = -\hat\varepsilon(x, \sigma) / \sigma`, ``[B, 1, 28, 28]``; the
-      DSM loss becomes :math:`\tfrac12\|\hat\varepsilon - \varepsilon\|^2`.
-    - ``energy=True``: the score ``f = -E`` ``[B]``,
-      :math:`f(x, \sigma) = -\tfrac12 \|\hat\varepsilon(x, \sigma)\|^2`, whose input
-      gradient is the score function: Salimans & Ho's (2021) energy
-      :math:`\|x - D(x)\|^2 / 2\sigma^2` for the denoiser :math:`D = x - \sigma\hat\varepsilon`.
-      Every score then costs a backward pass: a training step about 3 times, a sampling
-      step about 2 times the direct view's.
-
-    Args:
-        channels: width ``c`` at 28 pixels, a multiple of 8 (``c = 16``: 0.21 M parameters).
-        energy: return the energy-view score ``f`` ``[B]`` instead of the score function.
-        preconditioning: ``"noise"`` or ``"edm"`` (above).
-        middle_blocks: extra residual blocks at 7 x 7 pixels (``>= 0``).
-        attention: a self-attention layer at 7 x 7 pixels, after the first block there.
-
-    Input: ``x`` ``[B, 1, 28, 28]`` (pixels in about ``[-1, 1]``, plus noise), ``sigma`` ``[B]``
-    or a number, ``> 0``.
-    """
-
-    PRECONDITIONINGS = ("noise", "edm")
-
-    def __init__(
-        self,
-        channels: int = 16,
-        energy: bool = False,
-        preconditioning: str = "noise",
-        middle_blocks: int = 0,
-        attention: bool = False,
-    ) -> None:
-        super().__init__()
-        checks.one_of("preconditioning", preconditioning, self.PRECONDITIONINGS)
-        checks.positive_int("middle_blocks", middle_blocks, minimum=0, maximum=64)
-        checks.boolean("attention", attention)
-        if (
-            isinstance(channels, bool)
-            or not isinstance(channels, int)
-            or channels % 8
-            or channels < 8
-        ):
-            raise ValueError(f"channels must be a positive multiple of 8, got {channels!r}")
-        c, d = channels, 8 * channels
-        self.channels, self.energy = c, bool(energy)
-        self.preconditioning = preconditioning
-        self.embed = nn.Sequential(nn.Linear(1, d), nn.SiLU(), nn.Linear(d, d), nn.SiLU())
-        self.conv_in = nn.Conv2d(1, c, 3, padding=1)  # 28 x 28
-        self.down1 = nn.Conv2d(c, 2 * c, 3, stride=2, padding=1)  # 28 -> 14
-        self.block1 = _ResBlock(2 * c, 2 * c, d)
-        self.down2 = nn.Conv2d(2 * c, 4 * c, 3, stride=2, padding=1)  # 14 -> 7
-        self.block2 = _ResBlock(4 * c, 4 * c, d)
-        # optional extra capacity at 7 x 7, where the digit's overall shape is decided
-        self.attention = _SelfAttention(4 * c) if attention else None
-        self.middle = nn.ModuleList(_ResBlock(4 * c, 4 * c, d) for _ in range(middle_blocks))
-        self.block3 = _ResBlock(6 * c, 2 * c, d)  # 14 x 14, with the skip from block1
-        self.up = nn.Conv2d(3 * c, c, 3, padding=1)  # 28 x 28, with the skip from conv_in
-        self.conv_out = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, 1, 3, padding=1))
-
-    def predict_noise(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
-        r"""The noise estimate :math:`\hat\varepsilon(x, \sigma)`: ``[B, 1, 28, 28]``, ``[B]``
-        -> ``[B, 1, 28, 28]``."""
-        if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
-            raise ValueError(
-                f"ScoreNet expects images of shape [B, 1, 28, 28], got {list(x.shape)}"
-            )
-        sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).expand(x.shape[0])
-        if self.preconditioning == "noise":
-            return self.network(x / _expand((1 + sigma**2).sqrt(), x), sigma)
-        # edm: D = c_skip x + c_out F, written as the noise (x - D) / sigma
-        spread = _expand((sigma**2 + SIGMA_DATA**2).sqrt(), x)
-        out = self.network(x / spread, sigma)
-        return _expand(sigma, x) / spread**2 * x - SIGMA_DATA / spread * out
-
-    def network(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """The U-Net :math:`F`: scaled input ``[B, 1, 28, 28]``, ``sigma`` ``[B]`` ->
-        ``[B, 1, 28, 28]``."""
-        e = self.embed(sigma.log()[:, None])  # [B, d]
-        h0 = self.conv_in(x)  # [B, c, 28, 28]
-        h1 = self.block1(self.down1(h0), e)  # [B, 2c, 14, 14]
-        h = self.block2(self.down2(h1), e)  # [B, 4c, 7, 7]
-        if self.attention is not None:
-            h = self.attention(h)
-        for block in self.middle:
-            h = block(h, e)
-        h = self.block3(torch.cat([F.interpolate(h, scale_factor=2.0), h1], dim=1), e)
-        h = self.up(torch.cat([F.interpolate(h, scale_factor=2.0), h0], dim=1))
-        return self.conv_out(h)
-
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float) -> torch.Tensor:
-        """The score function ``[B, 1, 28, 28]``, or with ``energy`` the score ``f`` ``[B]``."""
-        noise = self.predict_noise(x, sigma)
-        if self.energy:
-            return -0.5 * noise.flatten(1).pow(2).sum(dim=1)
-        sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).expand(x.shape[0])
-        return -noise / _expand(sigma, x)
 
 
 def score_function(
@@ -540,32 +369,25 @@ def fit_score_model(
     history. The loss is :func:`multi_level_dsm_loss` on ``sigmas``, or ``loss``.
 
     Each step draws ``batch_size`` rows of ``images`` uniformly with replacement. Song &
-    Ermon (2020) sample from an exponential moving average (EMA) of the weights, much
-    steadier than the last iterate: pass ``ema`` (from :func:`ema_copy`) to have it updated
-    after every step, ``ema <- ema_decay * ema + (1 - ema_decay) * model``.
+    Ermon (2020) sample from an exponential moving average (EMA) of the weights: pass ``ema``
+    (from :func:`ema_copy`), updated after every step by ``ema_decay``.
 
     Args:
         model: a noise-conditional score or energy model (e.g. :class:`ScoreNet`).
         images: training data ``[N, ...]`` (moved to the model's device).
         sigmas: the noise levels ``[L]`` (``None`` when ``loss`` is given).
-        loss: instead, ``loss(model, batch, generator)`` -> scalar, for example
-            ``functools.partial(lognormal_dsm_loss, p_mean=-1.2, p_std=1.2)`` as a keyword
-            call ``loss(model, batch, generator=generator)``.
-        steps: Adam steps, ``>= 1``.
-        batch_size: examples per step, ``1 <= batch_size <= N``.
-        lr: Adam's learning rate, ``> 0``.
-        optimizer: used instead of a new ``Adam(lr)`` if given (e.g. to resume one).
+        loss: instead, a scalar ``loss(model, batch, generator=generator)``, e.g.
+            ``functools.partial(lognormal_dsm_loss, p_mean=-1.2, p_std=1.2)``.
+        steps, batch_size: Adam steps (``>= 1``), examples per step (``1 <= batch_size <= N``).
+        lr, optimizer: Adam's learning rate (``> 0``), or an optimizer to use (to resume one).
         ema, ema_decay: optional EMA copy of ``model``, updated in place; decay in ``[0, 1)``.
         generator: optional CPU ``torch.Generator`` for the batches (the noise generator
             on the model's device is seeded from it).
-        progress: show a ``tqdm`` progress bar.
-        callback: called as ``callback(step, model)`` after every step.
+        progress, callback: a ``tqdm`` bar; ``callback(step, model)`` after every step.
 
     Returns ``{"step", "loss", "seconds"}``, one entry per step (seconds since the start).
     """
-    _check_fit(images, sigmas, steps, batch_size, lr, ema_decay, loss)
-    if loss is None:
-        loss = functools.partial(multi_level_dsm_loss, sigmas=sigmas)
+    loss = _checked_loss(images, sigmas, steps, batch_size, lr, ema_decay, loss)
     device = next(model.parameters()).device
     images = images.to(device)
     seed = int(torch.randint(2**62, (1,), generator=generator))
@@ -582,8 +404,8 @@ def fit_score_model(
             _update_ema(ema, model, ema_decay)
         if callback is not None:
             callback(step, model)
-        history["step"].append(step)
-        history["loss"].append(value)
+        for key, entry in (("step", step), ("loss", value)):
+            history[key].append(entry)
         history["seconds"].append(time.perf_counter() - start)
     model.eval()
     return history
@@ -604,7 +426,7 @@ def _train_step(
     return loss.item()
 
 
-def _check_fit(
+def _checked_loss(
     images: torch.Tensor,
     sigmas: Sigmas | None,
     steps: int,
@@ -612,7 +434,8 @@ def _check_fit(
     lr: float,
     decay: float,
     loss: DSMLoss | None,
-) -> None:
+) -> DSMLoss:
+    """Check :func:`fit_score_model`'s arguments; return the loss it trains on."""
     check_batch(images, "images")
     checks.positive_int("steps", steps)
     checks.positive_int("batch_size", batch_size)
@@ -624,8 +447,10 @@ def _check_fit(
         if sigmas is None:
             raise ValueError("fit_score_model needs sigmas (or a loss)")
         as_sigmas(sigmas, images)
-    elif not callable(loss):
+        return functools.partial(multi_level_dsm_loss, sigmas=sigmas)
+    if not callable(loss):
         raise ValueError(f"loss must be callable as loss(model, batch, generator), got {loss!r}")
+    return loss
 
 
 def ema_copy(model: nn.Module) -> nn.Module:
