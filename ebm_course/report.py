@@ -19,15 +19,21 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-def format_table(results: Mapping[str, Mapping[str, Any]]) -> str:
-    """A markdown table with one row per metric and one column per model.
+def format_table(
+    results: Mapping[str, Mapping[str, Any]], models_as_rows: bool = False, corner: str = ""
+) -> str:
+    """A markdown table with one row per metric and one column per model (or the transpose).
 
     Args:
         results: ``{model name: result dict}``, e.g.
             ``{"shipped": evaluate(a), "tutorial": evaluate(b)}``.
+        models_as_rows: put one model per row and one metric per column instead; narrower
+            when there are many models with long names and few metrics.
+        corner: the header of the first column; by default ``"metric"``, or ``"model"``
+            with ``models_as_rows`` (a lesson comparing samplers says ``"sampler"``).
 
     Returns:
-        The table as a string (no trailing newline). Rows follow the order in which metrics
+        The table as a string (no trailing newline). Metrics follow the order in which they
         first appear; a metric a model lacks shows as ``-``. Floats get 4 decimals, lists
         (the class histogram) are joined with spaces.
     """
@@ -42,11 +48,11 @@ def format_table(results: Mapping[str, Mapping[str, Any]]) -> str:
     metrics: list[str] = []
     for result in results.values():
         metrics += [key for key in result if key not in metrics]
-    lines = [
-        "| metric | " + " | ".join(names) + " |",
-        "|---|" + "---|" * len(names),
-    ]
-    for key in metrics:
-        cells = [_format_value(results[name].get(key)) for name in names]
-        lines.append(f"| {key} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    if models_as_rows:
+        header = [corner or "model", *metrics]
+        rows = [[name, *(_format_value(results[name].get(k)) for k in metrics)] for name in names]
+    else:
+        header = [corner or "metric", *names]
+        rows = [[key, *(_format_value(results[n].get(key)) for n in names)] for key in metrics]
+    lines = ["| " + " | ".join(header) + " |", "|---|" + "---|" * (len(header) - 1)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])

@@ -31,6 +31,7 @@ from .score_models import (
     fit_score_model,
     karras_levels,
     lognormal_dsm_loss,
+    multi_level_dsm_loss,
     noise_levels,
 )
 from .training.safety import claim_folder, data_changes, fingerprint
@@ -176,11 +177,13 @@ class ScoreConfig:
             return karras_levels(self.sigma_max, self.sigma_min, self.levels, self.rho)
         return self.sigmas()
 
-    def loss(self) -> Callable | None:
-        """The training loss for :func:`~ebm_course.score_models.fit_score_model`
-        (``None``: the ladder's :func:`~ebm_course.score_models.multi_level_dsm_loss`)."""
+    def loss(self) -> Callable:
+        """The training loss, ``loss(model, batch, generator=...)``, for
+        :func:`~ebm_course.score_models.fit_score_model`: the ladder's
+        :func:`~ebm_course.score_models.multi_level_dsm_loss` on :meth:`sigmas`, or the
+        log-normal :func:`~ebm_course.score_models.lognormal_dsm_loss`."""
         if self.noise_sampling == "ladder":
-            return None
+            return functools.partial(multi_level_dsm_loss, sigmas=self.sigmas())
         return functools.partial(lognormal_dsm_loss, p_mean=self.p_mean, p_std=self.p_std)
 
     def to_dict(self) -> dict[str, Any]:
@@ -318,7 +321,7 @@ def _train_segment(state: dict, config: ScoreConfig, images: torch.Tensor, size:
     segment = fit_score_model(
         state["model"],
         images,
-        config.sigmas(),
+        None,
         loss=config.loss(),
         steps=min(size, config.steps - done),
         batch_size=config.batch_size,
@@ -372,14 +375,14 @@ def sample_score_model(
             x = annealed_langevin(
                 model, x, sigmas, config.steps_per_level, config.step_lr, generator
             )
-        elif config.sampler == "heun":
-            x = prior_noise(shape, config.sigma_max, generator, device)
-            x = heun_sampler(model, x, sigmas, config.churn, generator)
         else:
             x = prior_noise(shape, config.sigma_max, generator, device)
-            snr = config.snr if config.sampler == "predictor_corrector" else 0.0
-            ode = config.sampler == "probability_flow"
-            x = reverse_diffusion(model, x, sigmas, generator, ode=ode, snr=snr)
+            if config.sampler == "heun":
+                x = heun_sampler(model, x, sigmas, config.churn, generator)
+            else:
+                snr = config.snr if config.sampler == "predictor_corrector" else 0.0
+                ode = config.sampler == "probability_flow"
+                x = reverse_diffusion(model, x, sigmas, generator, ode=ode, snr=snr)
         chunks.append(x.clamp(-1.0, 1.0).cpu())
     return torch.cat(chunks)
 

@@ -194,6 +194,15 @@ def test_format_table() -> None:
     assert "| x | - | 3 |" in lines
 
 
+def test_format_table_models_as_rows_is_the_transpose() -> None:
+    results = {"shipped": {"auroc_tiny": 0.91234, "class_histogram": [1, 2]}, "tutorial": {"x": 3}}
+    lines = format_table(results, models_as_rows=True).splitlines()
+    assert lines[0] == "| model | auroc_tiny | class_histogram | x |"
+    assert lines[1] == "|---|---|---|---|"
+    assert lines[2:] == ["| shipped | 0.9123 | 1 2 | - |", "| tutorial | - | - | 3 |"]
+    assert format_table(results, models_as_rows=True, corner="run").startswith("| run |")
+
+
 def test_evaluate_tutorial_checkpoint_smoke(tutorial_checkpoint: Path) -> None:
     from ebm_course.models import load_tutorial_checkpoint
 

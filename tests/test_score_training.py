@@ -14,7 +14,13 @@ from ebm_course.classifier import MNISTClassifier
 from ebm_course.cli import main
 from ebm_course.data import MNISTSample, to_tensors
 from ebm_course.metrics import judge_samples
-from ebm_course.score_models import ScoreNet, karras_levels, lognormal_dsm_loss, noise_levels
+from ebm_course.score_models import (
+    ScoreNet,
+    karras_levels,
+    lognormal_dsm_loss,
+    multi_level_dsm_loss,
+    noise_levels,
+)
 from ebm_course.score_training import (
     SAMPLERS,
     ScoreConfig,
@@ -53,7 +59,9 @@ def test_config_picks_the_sampling_levels_and_the_loss():
         "p_mean": config.p_mean,
         "p_std": config.p_std,
     }
-    assert dataclasses.replace(config, noise_sampling="ladder").loss() is None
+    ladder_loss = dataclasses.replace(config, noise_sampling="ladder").loss()
+    assert ladder_loss.func is multi_level_dsm_loss
+    assert torch.equal(ladder_loss.keywords["sigmas"], config.sigmas())
 
 
 def test_a_saved_config_from_before_the_preconditioning_field_loads_as_it_was_made(
