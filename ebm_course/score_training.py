@@ -143,7 +143,7 @@ class ScoreConfig:
     sigma_min: float = 0.02
     levels: int = 100
     noise_sampling: str = "lognormal"
-    p_mean: float = -1.2
+    p_mean: float = -0.6
     p_std: float = 1.2
     steps: int = 6000
     batch_size: int = 128
@@ -154,7 +154,7 @@ class ScoreConfig:
     sampler: str = "predictor_corrector"
     rho: float = 7.0
     churn: float = 0.0
-    snr: float = 0.5
+    snr: float = 0.3
     steps_per_level: int = 3
     step_lr: float = 2e-5
 

@@ -87,3 +87,15 @@ def test_score_card_has_what_reproduces_the_model_and_its_book_page():
     assert page == pretrained.model_card_markdown("mnist_score")
     with pytest.raises(ValueError, match="available"):
         pretrained.load_score("mnist")
+
+
+def test_score_card_tells_the_replaced_model_by_what_differs():
+    card = pretrained.model_card("mnist_score")
+    page = pretrained.model_card_markdown("mnist_score")
+    previous = card["previous_model"]
+    changed = {k: v for k, v in previous["config"].items() if card["config"].get(k) != v}
+    assert changed, "the replaced model's recipe should differ from this one's"
+    section = page.split("## The model this one replaced")[1].split("##")[0]
+    for key, value in changed.items():
+        assert f"{key} {value}" in section
+    assert f"{previous['metrics']['frechet_classifier_distance']:.1f}" in section

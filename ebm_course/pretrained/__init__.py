@@ -221,16 +221,14 @@ def model_card_markdown(name: str = "mnist") -> str:
     return "\n".join(lines)
 
 
-def _previous_model(previous: dict | None) -> list[str]:
-    """The section on the model a score card's model replaced (none if there was none)."""
+def _previous_model(previous: dict | None, config: dict) -> list[str]:
+    """The section on the model a score card's model replaced (none if there was none);
+    its recipe is told by the fields where it differs from this model's ``config``."""
     if not previous:
         return []
-    config, scored = previous["config"], previous["metrics"]
-    recipe = ", ".join(
-        f"{key} {config[key]}"
-        for key in ("channels", "preconditioning", "noise_sampling", "levels", "steps")
-        if key in config
-    )
+    scored = previous["metrics"]
+    changed = [f"{k} {v}" for k, v in previous["config"].items() if config.get(k) != v]
+    recipe = "this model's" + (" except " + ", ".join(changed) if changed else "")
     return [
         "## The model this one replaced",
         "",
@@ -296,7 +294,7 @@ def _score_card_markdown(name: str) -> str:
         + " |",
         "",
         *_limitations(card.get("limitations", [])),
-        *_previous_model(card.get("previous_model")),
+        *_previous_model(card.get("previous_model"), card["config"]),
         *_config_table(card["config"]),
         "## Attribution",
         "",
