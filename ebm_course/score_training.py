@@ -145,7 +145,7 @@ class ScoreConfig:
     noise_sampling: str = "lognormal"
     p_mean: float = -0.6
     p_std: float = 1.2
-    steps: int = 6000
+    steps: int = 10000
     batch_size: int = 128
     lr: float = 2e-3
     cosine_decay: bool = True
