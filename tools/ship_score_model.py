@@ -105,8 +105,9 @@ def measured_limitations(metrics: dict, config: ScoreConfig, parameters: int) ->
             f"EBM's, is missed (ratio {ratio:.2f}, see the table) by a network of "
             f"{parameters / 1e6:.2f} M parameters trained for under an hour of a 2-core CPU. "
             "The measure itself sets a limit: real MNIST training images are far from the "
-            "test images on it (lesson 9, section 5 measures how far), so a model trained on "
-            "them cannot be expected to reach the target."
+            "test images on it, also when the classifier never saw them, because MNIST's "
+            "training and test digits come from different writers (lesson 9, section 5 measures "
+            "both); so a model trained on them cannot be expected to reach the target."
         )
     if score["sample_seconds"] > ebm["sample_seconds"]:
         found.append(
