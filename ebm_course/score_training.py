@@ -141,7 +141,7 @@ class ScoreConfig:
     attention: bool = True
     sigma_max: float = 10.0
     sigma_min: float = 0.02
-    levels: int = 100
+    levels: int = 60
     noise_sampling: str = "lognormal"
     p_mean: float = -0.6
     p_std: float = 1.2
@@ -151,9 +151,9 @@ class ScoreConfig:
     cosine_decay: bool = True
     ema_decay: float = 0.999
     seed: int = 0
-    sampler: str = "predictor_corrector"
+    sampler: str = "heun"
     rho: float = 7.0
-    churn: float = 0.0
+    churn: float = 0.4
     snr: float = 0.3
     steps_per_level: int = 3
     step_lr: float = 2e-5

@@ -58,10 +58,11 @@ def describe_sampler(config: ScoreConfig) -> str:
     """One line on how the shipped config samples."""
     start = f"from N(0, {config.sigma_max:g}^2 I)"
     if config.sampler == "heun":
+        # with churn > 0 it is Karras et al.'s stochastic sampler, no longer the ODE's solver
+        walk = f"with churn {config.churn:g}" if config.churn > 0 else "on the probability-flow ODE"
         return (
-            f"Heun's method on the probability-flow ODE (Karras et al. 2022; churn "
-            f"{config.churn:g}) down {config.levels} levels of their schedule (rho "
-            f"{config.rho:g}) {start}, {2 * config.levels - 1} network calls"
+            f"Heun's method {walk} (Karras et al. 2022) down {config.levels} levels of their "
+            f"schedule (rho {config.rho:g}) {start}, {2 * config.levels - 1} network calls"
         )
     if config.sampler == "predictor_corrector":
         return (
@@ -107,7 +108,8 @@ def measured_limitations(metrics: dict, config: ScoreConfig, parameters: int) ->
             "The measure itself sets a limit: real MNIST training images are far from the "
             "test images on it, also when the classifier never saw them, because MNIST's "
             "training and test digits come from different writers (lesson 9, section 5 measures "
-            "both); so a model trained on them cannot be expected to reach the target."
+            "both): the target asks a model of those images for samples much closer to the test "
+            "images than the training images themselves are."
         )
     if score["sample_seconds"] > ebm["sample_seconds"]:
         found.append(
